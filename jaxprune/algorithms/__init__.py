@@ -1,0 +1,16 @@
+"""Pruning algorithms, each a factory returning a pruner value."""
+
+from jaxprune.algorithms.magnitude import global_magnitude as global_magnitude
+from jaxprune.algorithms.magnitude import gradual_magnitude as gradual_magnitude
+from jaxprune.algorithms.magnitude import magnitude as magnitude
+from jaxprune.algorithms.random import random as random
+from jaxprune.algorithms.saliency import saliency as saliency
+
+ALGORITHMS = {
+  "magnitude": magnitude,
+  "global_magnitude": global_magnitude,
+  "gradual_magnitude": gradual_magnitude,
+  "random": random,
+  "saliency": saliency,
+}
+"""Factories by name, as `jaxprune.create` looks them up."""

@@ -1,0 +1,281 @@
+"""Exact top-k selection without sorting, plus N:M and channel structure.
+
+Scores are mapped to order-preserving unsigned keys (the float bit pattern,
+sign-folded). The k-th largest key is found by a search that only *counts*
+keys above a candidate, one pass over the data per candidate: a sorted
+strided sample brackets the answer, then safeguarded interpolation (with a
+bisection step every fourth pass) narrows the bracket until exactly k keys lie
+above it, or until it is one key wide. Typical data needs 5-10 passes; the
+worst case is bounded by the bisection steps (about 4 x 32 passes).
+
+Rounding and ties, the rules every count in jaxprune follows:
+- a leaf of n entries at sparsity s keeps `n - round(s * n)` entries, the
+  product taken in float32 and rounded half to even (`jnp.round`);
+- among equal scores at the boundary, entries with the lower flat index are
+  kept (flattened row-major, leaves in pytree order for global selection).
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+_SAMPLE = 16384
+_TOP = np.uint32(0xFFFFFFFF)
+
+
+def kept_count(n: int, sparsity: jax.Array | float) -> jax.Array:
+  """Entries kept of `n` at `sparsity`: `n - round(sparsity * n)`.
+
+  >>> int(kept_count(10, 0.25)), int(kept_count(10, 0.35))
+  (8, 6)
+  """
+  s = jnp.asarray(sparsity, jnp.float32)
+  return jnp.int32(n) - jnp.round(s * n).astype(jnp.int32)
+
+
+def to_keys(scores: jax.Array) -> jax.Array:
+  """Order-preserving map from float scores to uint32 keys.
+
+  >>> import jax.numpy as jnp
+  >>> k = to_keys(jnp.array([-2.0, -0.0, 0.0, 1.5]))
+  >>> bool(jnp.all(k[1:] >= k[:-1]))
+  True
+  """
+  bits = jax.lax.bitcast_convert_type(scores.astype(jnp.float32), jnp.uint32)
+  negative = (bits >> 31) == 1
+  return jnp.where(negative, ~bits, bits | np.uint32(0x80000000))
+
+
+def _count_ge(keys: list[jax.Array], t: jax.Array) -> jax.Array:
+  return sum(jnp.sum(k >= t, dtype=jnp.int32) for k in keys)
+
+
+def _sample(keys, total):
+  stride = max(1, total // _SAMPLE)
+  sample = jnp.sort(jnp.concatenate([x.ravel()[::stride] for x in keys]))
+  return sample, stride
+
+
+def _threshold(keys, k, total):
+  """Largest key t with count(keys >= t) >= k, and count(keys > t).
+
+  Requires 1 <= k <= total and no key equal to 0xFFFFFFFF (NaN patterns).
+  The bracket [lo, hi) always holds the answer: count(>= lo) >= k and
+  count(>= hi) < k. Guesses interpolate between weighted counts; the weight
+  of an end that has not moved for two guesses is halved (the Illinois
+  rule), and after three one-sided moves the key next to the stuck end is
+  tried, which settles ties in one pass.
+  """
+  sample, stride = _sample(keys, total)
+  size = sample.shape[0]
+  kf = k.astype(jnp.float32)
+
+  def from_sample(pos):
+    return sample[jnp.clip(jnp.round(pos), 0, size - 1).astype(jnp.int32)]
+
+  # First guess: the sample's estimate of the k-th largest key. Second: the
+  # sample's CDF corrected by the first count, pushed a few standard errors
+  # past the answer so that the two guesses bracket it.
+  first = size - kf / stride
+
+  def cond(s):
+    return (s["c_lo"] != k) & (s["hi"] - s["lo"] > 1)
+
+  def body(s):
+    lo, hi, it, moves = s["lo"], s["hi"], s["it"], s["moves"]
+    width = hi - lo
+    frac = (s["w_lo"] - kf) / (s["w_lo"] - s["w_hi"])
+    guess = lo + (frac * width.astype(jnp.float32)).astype(jnp.uint32)
+    guess = jnp.where(moves >= 3, lo + 1, guess)
+    guess = jnp.where(moves <= -3, hi - 1, guess)
+    guess = jnp.where(it % 8 == 7, lo + width // 2, guess)
+    miss = (s["c_first"] - k).astype(jnp.float32) / stride
+    push = 2.0 * jnp.sqrt(jnp.abs(miss)) + 1.0
+    second = from_sample(first + miss + jnp.sign(miss) * push)
+    guess = jnp.where(it == 1, second, guess)
+    guess = jnp.where(it == 0, from_sample(first), guess)
+    guess = jnp.clip(guess, lo + 1, hi - 1)
+    c = _count_ge(keys, guess)
+    up = c >= k
+    cf = c.astype(jnp.float32)
+    # `moves`: +n after n moves of hi in a row, -n after n moves of lo.
+    new_moves = jnp.where(
+      up, jnp.minimum(moves, 0) - 1, jnp.maximum(moves, 0) + 1
+    )
+    w_lo = jnp.where(up, cf, s["w_lo"])
+    w_hi = jnp.where(up, s["w_hi"], cf)
+    w_lo = jnp.where(new_moves >= 2, kf + (w_lo - kf) / 2, w_lo)
+    w_hi = jnp.where(new_moves <= -2, kf - (kf - w_hi) / 2, w_hi)
+    return dict(
+      lo=jnp.where(up, guess, lo),
+      c_lo=jnp.where(up, c, s["c_lo"]),
+      hi=jnp.where(up, hi, guess),
+      c_hi=jnp.where(up, s["c_hi"], c),
+      w_lo=w_lo,
+      w_hi=w_hi,
+      it=it + 1,
+      moves=new_moves,
+      c_first=jnp.where(it == 0, c, s["c_first"]),
+    )
+
+  init = dict(
+    lo=jnp.uint32(0),
+    c_lo=jnp.int32(total),
+    hi=jnp.uint32(_TOP),
+    c_hi=jnp.int32(0),
+    w_lo=jnp.float32(total),
+    w_hi=jnp.float32(0),
+    it=jnp.int32(0),
+    moves=jnp.int32(0),
+    c_first=jnp.int32(0),
+  )
+  s = jax.lax.while_loop(cond, body, init)
+  # Stopped on an exact count: count(> lo) is not needed (no tie to split).
+  return s["lo"], s["c_lo"], jnp.where(s["c_lo"] == k, s["c_lo"], s["c_hi"])
+
+
+def _select(keys: list[jax.Array], k: jax.Array) -> list[jax.Array]:
+  """Masks keeping exactly the k largest keys across `keys` (lower index
+  first among ties)."""
+  total = sum(x.size for x in keys)
+  k = jnp.clip(jnp.asarray(k, jnp.int32), 0, total)
+  if total == 0:
+    return [jnp.zeros(x.shape, bool) for x in keys]
+  t, c_ge, c_gt = _threshold(keys, jnp.maximum(k, 1), total)
+
+  def exact(_):
+    return [x >= t for x in keys]
+
+  def with_ties(_):
+    need = k - c_gt
+    out, offset = [], jnp.int32(0)
+    for x in keys:
+      tie = (x == t).ravel()
+      rank = jnp.cumsum(tie, dtype=jnp.int32) + offset
+      keep = (x > t).ravel() | (tie & (rank <= need))
+      out.append(keep.reshape(x.shape))
+      offset = rank[-1] if x.size else offset
+    return out
+
+  masks = jax.lax.cond(c_ge == k, exact, with_ties, None)
+  return [m & (k > 0) for m in masks]
+
+
+def topk_mask(scores: jax.Array, k: jax.Array | int) -> jax.Array:
+  """Bool mask keeping exactly the `k` largest entries of `scores`.
+
+  >>> import jax.numpy as jnp
+  >>> topk_mask(jnp.array([0.5, 2.0, 0.5, 0.5, 1.0]), 3)
+  Array([ True,  True, False, False,  True], dtype=bool)
+  """
+  return _select([to_keys(scores)], k)[0]
+
+
+def global_topk_masks(
+  scores: list[jax.Array], k: jax.Array | int, min_count: int = 0
+) -> list[jax.Array]:
+  """Keeps the `k` largest scores across all arrays together.
+
+  Args:
+    scores: float arrays ranked together.
+    k: number of entries kept in total.
+    min_count: every array keeps at least `min(min_count, its size)`
+      entries (the minimum threshold of Global MP against layer collapse).
+      Arrays that would fall below it keep exactly that many of their own
+      best; the others share the rest of the budget by one global ranking.
+      Only when `k` is smaller than the minima together does the total
+      exceed `k`.
+
+  Returns:
+    One bool mask per array, with exactly `k` entries kept in total.
+
+  >>> import jax.numpy as jnp
+  >>> a, b = jnp.array([5.0, 4.0, 3.0]), jnp.array([0.1, 0.2])
+  >>> [m.tolist() for m in global_topk_masks([a, b], 3)]
+  [[True, True, True], [False, False]]
+  >>> [m.tolist() for m in global_topk_masks([a, b], 3, min_count=1)]
+  [[True, True, False], [False, True]]
+  """
+  keys = [to_keys(s) for s in scores]
+  k = jnp.asarray(k, jnp.int32)
+  if min_count <= 0:
+    return _select(keys, k)
+  sizes = np.array([x.size for x in keys])
+  floor = np.minimum(sizes, min_count)
+
+  def solve(clamped):
+    budget = k - jnp.sum(jnp.where(clamped, floor, 0))
+    free = [
+      jnp.where(c, jnp.uint32(0), x) for c, x in zip(clamped, keys, strict=True)
+    ]
+    masks = _select(free, budget)
+    return [m & ~c for m, c in zip(masks, clamped, strict=True)]
+
+  def cond(s):
+    return s[1]
+
+  def body(s):
+    clamped, _ = s
+    kept = jnp.array([jnp.sum(m) for m in solve(clamped)])
+    grown = clamped | (kept < floor)
+    return grown, jnp.any(grown != clamped)
+
+  clamped0 = jnp.asarray(sizes <= min_count)
+  clamped, _ = jax.lax.while_loop(cond, body, (clamped0, jnp.bool_(True)))
+  free_masks = solve(clamped)
+  return [
+    jnp.where(c, topk_mask(s, f), m)
+    for c, s, f, m in zip(clamped, scores, floor, free_masks, strict=True)
+  ]
+
+
+def nm_mask(
+  scores: jax.Array, n: int | jax.Array, m: int, axis: int = -1
+) -> jax.Array:
+  """Keeps the `n` largest of every `m` consecutive entries along `axis`.
+
+  Ties within a group keep the lower index.
+
+  >>> import jax.numpy as jnp
+  >>> nm_mask(jnp.array([[1., 4., 2., 3.], [0., 0., 5., 0.]]), 2, 4)
+  Array([[False,  True, False,  True],
+         [ True, False,  True, False]], dtype=bool)
+
+  Raises:
+    ValueError: if `not 0 <= n <= m` or the axis length is not divisible
+      by `m`.
+  """
+  if m < 1 or (isinstance(n, int) and not 0 <= n <= m):
+    raise ValueError(f"N:M needs 0 <= n <= m and m >= 1, got n={n}, m={m}")
+  moved = jnp.moveaxis(scores, axis, -1)
+  if moved.shape[-1] % m:
+    raise ValueError(
+      f"N:M with m={m} needs the axis {axis} length divisible by {m}; "
+      f"shape {scores.shape} has {moved.shape[-1]} along it"
+    )
+  groups = to_keys(moved).reshape(*moved.shape[:-1], -1, m)
+  a, b = groups[..., :, None], groups[..., None, :]
+  idx = jnp.arange(m)
+  beaten = (b > a) | ((b == a) & (idx[None, :] < idx[:, None]))
+  rank = jnp.sum(beaten, axis=-1)
+  keep = (rank < n).reshape(moved.shape)
+  return jnp.moveaxis(keep, -1, axis)
+
+
+def channel_mask(
+  scores: jax.Array, sparsity: jax.Array | float, axis: int = -1
+) -> jax.Array:
+  """Prunes whole channels along `axis` by the L2 norm of their scores.
+
+  Keeps `kept_count(channels, sparsity)` channels, ties to the lower index.
+
+  >>> import jax.numpy as jnp
+  >>> w = jnp.array([[1., 0., 3.], [1., 0.1, 3.]])
+  >>> channel_mask(w, 1 / 3)
+  Array([[ True, False,  True],
+         [ True, False,  True]], dtype=bool)
+  """
+  moved = jnp.moveaxis(scores, axis, -1).astype(jnp.float32)
+  norms = jnp.sqrt(jnp.sum(moved.reshape(-1, moved.shape[-1]) ** 2, axis=0))
+  keep = topk_mask(norms, kept_count(norms.size, sparsity))
+  return jnp.moveaxis(jnp.broadcast_to(keep, moved.shape), -1, axis)

@@ -1,0 +1,42 @@
+"""The 8x8 handwritten digits bundled with scikit-learn: no download needed."""
+
+import numpy as np
+from sklearn import datasets
+
+from jaxprune.data.dataset import Dataset, from_arrays
+
+TEST_SIZE = 300
+VALIDATION_SIZE = 200
+
+
+def load_digits(*, seed: int, validation_size: int | None = None) -> Dataset:
+  """Loads scikit-learn's 1,797 digits as 8x8x1 images in ten classes.
+
+  The data has no official test split, so ``seed`` draws both: 300 test
+  images first, then ``validation_size`` (200 by default) validation images
+  from the rest, leaving 1,297 for training by default.
+
+  Args:
+    seed: Seed of the test and validation draws.
+    validation_size: Images to hold out for validation.
+
+  Returns:
+    The standardised dataset.
+
+  >>> ds = load_digits(seed=0)
+  >>> [len(s.labels) for s in (ds.train, ds.validation, ds.test)]
+  [1297, 200, 300]
+  """
+  digits = datasets.load_digits()
+  order = np.random.default_rng(seed).permutation(len(digits.target))
+  test, rest = np.sort(order[:TEST_SIZE]), np.sort(order[TEST_SIZE:])
+  if validation_size is None:
+    validation_size = VALIDATION_SIZE
+  return from_arrays(
+    "digits",
+    10,
+    (digits.images[rest], digits.target[rest]),
+    (digits.images[test], digits.target[test]),
+    seed=seed,
+    validation_size=validation_size,
+  )

@@ -1,0 +1,56 @@
+"""Flax linen models used in pruning experiments, and a registry by name.
+
+Every model takes ``num_classes`` and is called as ``model.apply(variables, x,
+train=...)`` with NHWC inputs; only models with BatchNorm (``ResNet20`` and
+``VGG`` by default) hold a ``batch_stats`` collection.
+"""
+
+import flax.linen as nn
+
+from jaxprune.models.conv import Conv2, Conv4, Conv6
+from jaxprune.models.mlp import LeNet300
+from jaxprune.models.resnet import ResNet20
+from jaxprune.models.vgg import VGG, VGG11_STAGES
+
+__all__ = [
+  "MODELS",
+  "VGG",
+  "VGG11_STAGES",
+  "Conv2",
+  "Conv4",
+  "Conv6",
+  "LeNet300",
+  "ResNet20",
+  "get",
+]
+
+MODELS = {
+  "lenet300": LeNet300,
+  "conv2": Conv2,
+  "conv4": Conv4,
+  "conv6": Conv6,
+  "resnet20": ResNet20,
+  "vgg": VGG,
+}
+
+
+def get(name: str, **kwargs) -> nn.Module:
+  """Builds the model registered under ``name``.
+
+  Args:
+    name: A key of ``MODELS``.
+    **kwargs: Passed to the model's constructor, e.g. ``num_classes``.
+
+  Returns:
+    The (unbound) Flax module.
+
+  Raises:
+    ValueError: If ``name`` is not registered.
+
+  >>> get("lenet300", num_classes=5).num_classes
+  5
+  """
+  if name not in MODELS:
+    known = ", ".join(sorted(MODELS))
+    raise ValueError(f"Unknown model {name!r}; known models: {known}.")
+  return MODELS[name](**kwargs)

@@ -1,0 +1,74 @@
+"""Conv-2, Conv-4 and Conv-6 from the Lottery Ticket Hypothesis paper.
+
+Frankle & Carbin (2019), Figure 2: stacks of 3x3 convolutions (SAME padding,
+ReLU) in pairs, each pair followed by 2x2 max-pooling, then two hidden dense
+layers of 256 units and the output layer.
+"""
+
+from typing import ClassVar
+
+import flax.linen as nn
+import jax
+
+_INIT = nn.initializers.glorot_normal()
+
+
+class _ConvNet(nn.Module):
+  """Shared body of the Conv-N networks.
+
+  Subclasses set ``widths``: the filters of each convolution. A 2x2 max-pool
+  follows every second convolution. Convolutions are named ``conv1`` ...
+  ``convN``; the dense layers ``fc1``, ``fc2`` and ``fc3`` (the output).
+
+  Attributes:
+    num_classes: Number of output logits.
+  """
+
+  widths: ClassVar[tuple[int, ...]] = ()
+  num_classes: int = 10
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    """Returns logits of shape ``(batch, num_classes)``.
+
+    Args:
+      x: NHWC images.
+      train: Ignored; accepted so every model shares one calling convention.
+    """
+    del train
+    for i, width in enumerate(self.widths, start=1):
+      conv = nn.Conv(
+        width, (3, 3), padding="SAME", kernel_init=_INIT, name=f"conv{i}"
+      )
+      x = nn.relu(conv(x))
+      if i % 2 == 0:
+        x = nn.max_pool(x, (2, 2), strides=(2, 2))
+    x = x.reshape((x.shape[0], -1))
+    x = nn.relu(nn.Dense(256, kernel_init=_INIT, name="fc1")(x))
+    x = nn.relu(nn.Dense(256, kernel_init=_INIT, name="fc2")(x))
+    return nn.Dense(self.num_classes, kernel_init=_INIT, name="fc3")(x)
+
+
+class Conv2(_ConvNet):
+  """Conv-2: conv 64, 64, pool; dense 256, 256, ``num_classes``.
+
+  >>> import jax, jax.numpy as jnp
+  >>> x = jnp.zeros((2, 28, 28, 1))
+  >>> shapes = jax.eval_shape(Conv2().init, jax.random.key(0), x)
+  >>> shapes["params"]["fc1"]["kernel"].shape
+  (12544, 256)
+  """
+
+  widths: ClassVar[tuple[int, ...]] = (64, 64)
+
+
+class Conv4(_ConvNet):
+  """Conv-4: conv 64, 64, pool, 128, 128, pool; dense 256, 256, output."""
+
+  widths: ClassVar[tuple[int, ...]] = (64, 64, 128, 128)
+
+
+class Conv6(_ConvNet):
+  """Conv-6: Conv-4 plus conv 256, 256, pool; dense 256, 256, output."""
+
+  widths: ClassVar[tuple[int, ...]] = (64, 64, 128, 128, 256, 256)

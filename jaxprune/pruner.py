@@ -1,0 +1,223 @@
+"""The pruner interface, and the score-based pruner most algorithms are.
+
+A pruner is a frozen value with pure functions. `jaxprune.wrap` needs only:
+
+- `init(params) -> (masks, aux)`: initial masks (all kept) and the
+  algorithm's own state `aux` (a pytree, `()` when it has none);
+- `is_update_step(step) -> bool array`: whether masks change at `step`;
+- `update(params, grads, masks, aux, step, key) -> (masks, aux)`: the new
+  masks, from the parameters before this step's update and the dense
+  gradient with respect to the effective parameters;
+- `forward(params, masks, aux) -> params`: the effective parameters the
+  forward pass uses (identity for hard masks: params are already masked).
+
+`ScorePruner` fills these from a score, a schedule, an allocation rule and
+a structure, so that a new algorithm is a new score or a new rule.
+"""
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxprune.core import allocation, selection
+from jaxprune.core.policy import Policy
+from jaxprune.core.schedules import Schedule
+from jaxprune.core.scores import needs_grads
+from jaxprune.core.tree import path_str
+from jaxprune.core.types import Masks, Params, ScoreFn
+
+
+@dataclasses.dataclass(frozen=True)
+class NM:
+  """N:M structure: of every `m` consecutive entries along `axis`, keep
+  `kept_count(m, sparsity)` (sparsity 1 - n/m keeps n of m)."""
+
+  m: int
+  axis: int = -1
+
+
+@dataclasses.dataclass(frozen=True)
+class Channel:
+  """Channel structure: whole slices along `axis` (output channels of a
+  dense or conv kernel) ranked by the L2 norm of their scores."""
+
+  axis: int = -1
+
+
+def all_kept(params: Params, policy: Policy) -> Masks:
+  """All-True masks on the leaves `policy` prunes, `None` elsewhere."""
+  rules = policy.rules(params)
+  return jax.tree.map_with_path(
+    lambda p, x: jnp.ones(jnp.shape(x), bool) if path_str(p) in rules else None,
+    params,
+  )
+
+
+def check_finite(named_scores: dict[str, jax.Array]) -> None:
+  """Raises ValueError naming the first leaf whose scores are not finite.
+
+  Under `jit` the check runs on the host when the values exist, and the
+  error surfaces when the step's results are read.
+  """
+
+  def fail(path, bad):
+    if bad:
+      raise ValueError(
+        f"scores of '{path}' contain NaN or infinity; pruning needs finite "
+        "scores (check the loss and the learning rate)"
+      )
+
+  for path, s in named_scores.items():
+    bad = ~jnp.all(jnp.isfinite(s))
+    if isinstance(bad, jax.core.Tracer):
+      jax.debug.callback(lambda b, path=path: fail(path, bool(b)), bad)
+    else:
+      fail(path, bool(bad))
+
+
+@dataclasses.dataclass(frozen=True)
+class ScorePruner:
+  """Masks from scores: score -> per-leaf or global allocation -> selection.
+
+  Attributes:
+    score: `(params, grads, key) -> scores`; higher is kept.
+    schedule: target sparsity and update steps.
+    distribution: 'uniform', 'erk', 'er', 'global', or a mapping from path
+      pattern to sparsity (see `allocation.leaf_sparsities`).
+    min_fraction: with 'global', every leaf keeps at least
+      `int(min_fraction * N)` entries (N: prunable entries in all).
+    structure: None (unstructured), `NM` or `Channel`.
+    policy: which leaves are pruned, fixed sparsities and rate scales.
+    name: the algorithm's name, for reports.
+  """
+
+  score: ScoreFn
+  schedule: Schedule
+  distribution: str | tuple = "uniform"
+  min_fraction: float = 0.0
+  structure: NM | Channel | None = None
+  policy: Policy = Policy()
+  name: str = "score"
+
+  def __post_init__(self):
+    if isinstance(self.distribution, Mapping):
+      object.__setattr__(
+        self, "distribution", tuple(sorted(self.distribution.items()))
+      )
+    allocation.check_distribution(self._distribution)
+    if not 0.0 <= self.min_fraction < 1.0:
+      raise ValueError(
+        f"min_fraction={self.min_fraction}: expected a fraction in [0, 1)"
+      )
+    if self.distribution == "global" and self.structure is not None:
+      raise ValueError("global allocation supports unstructured masks only")
+
+  @property
+  def _distribution(self):
+    d = self.distribution
+    return dict(d) if isinstance(d, tuple) else d
+
+  def init(self, params: Params) -> tuple[Masks, Any]:
+    return all_kept(params, self.policy), ()
+
+  def is_update_step(self, step: jax.Array) -> jax.Array:
+    return self.schedule.is_update(step)
+
+  def forward(self, params: Params, masks: Masks, aux: Any) -> Params:
+    del masks, aux
+    return params
+
+  def update(
+    self,
+    params: Params,
+    grads: Params | None,
+    masks: Masks,
+    aux: Any,
+    step: jax.Array,
+    key: jax.Array,
+  ) -> tuple[Masks, Any]:
+    if grads is None and needs_grads(self.score):
+      raise ValueError(
+        f"pruner '{self.name}' scores with gradients: pass grads"
+      )
+    sparsity = self.schedule.sparsity(step)
+    return self.masks_at(params, grads, masks, sparsity, key), aux
+
+  def masks_at(self, params, grads, masks, sparsity, key) -> Masks:
+    """Masks at a given target sparsity (the body of `update`)."""
+    rules = self.policy.rules(params)
+    scores = self.score(params, grads, key)
+    flat, treedef = jax.tree.flatten_with_path(
+      masks, is_leaf=lambda x: x is None
+    )
+    score_leaves = jax.tree.leaves(scores)
+    named = {}
+    for (path, m), s in zip(flat, score_leaves, strict=True):
+      if m is not None:
+        named[path_str(path)] = s
+    check_finite(named)
+    paths = list(named)
+    arrays = [named[p] for p in paths]
+    leaf_rules = [rules[p] for p in paths]
+    kept = self._select(paths, arrays, leaf_rules, sparsity)
+    new = dict(zip(paths, kept, strict=True))
+    return jax.tree.unflatten(
+      treedef,
+      [new.get(path_str(p)) if m is not None else None for p, m in flat],
+    )
+
+  def _select(self, paths, arrays, rules, sparsity):
+    if self._distribution == "global":
+      return self._global(paths, arrays, rules, sparsity)
+    shapes = [a.shape for a in arrays]
+    per_leaf = allocation.leaf_sparsities(
+      self._distribution, paths, shapes, rules, sparsity
+    )
+    out = []
+    for path, a, s in zip(paths, arrays, per_leaf, strict=True):
+      if isinstance(self.structure, NM):
+        n = selection.kept_count(self.structure.m, s)
+        out.append(_nm(path, a, n, self.structure))
+      elif isinstance(self.structure, Channel):
+        out.append(selection.channel_mask(a, s, self.structure.axis))
+      else:
+        out.append(selection.topk_mask(a, selection.kept_count(a.size, s)))
+    return out
+
+  def _global(self, paths, arrays, rules, sparsity):
+    for path, r in zip(paths, rules, strict=True):
+      if r.scale != 1.0:
+        raise ValueError(
+          f"Policy.scale matches '{path}' but distribution='global' ranks "
+          "all leaves together; use Policy.fixed instead"
+        )
+    total = sum(a.size for a in arrays)
+    fixed = [r.fixed is not None for r in rules]
+    out = [
+      selection.topk_mask(a, selection.kept_count(a.size, r.fixed))
+      if r.fixed is not None
+      else None
+      for a, r in zip(arrays, rules, strict=True)
+    ]
+    fixed_kept = sum(
+      selection.kept_count(a.size, r.fixed)
+      for a, r in zip(arrays, rules, strict=True)
+      if r.fixed is not None
+    )
+    free = [a for a, f in zip(arrays, fixed, strict=True) if not f]
+    budget = selection.kept_count(total, sparsity) - fixed_kept
+    budget = jnp.clip(budget, 0, sum(a.size for a in free))
+    min_count = int(np.floor(self.min_fraction * total))
+    free_masks = iter(selection.global_topk_masks(free, budget, min_count))
+    return [m if m is not None else next(free_masks) for m in out]
+
+
+def _nm(path, scores, n, structure):
+  try:
+    return selection.nm_mask(scores, n, structure.m, structure.axis)
+  except ValueError as e:
+    raise ValueError(f"leaf '{path}': {e}") from None

@@ -1,0 +1,184 @@
+"""optax integration: a pruner wrapped around any optax optimizer.
+
+One update of `wrap(inner, pruner)`:
+
+1. on the pruner's update steps (`lax.cond`, so one compiled step serves the
+   whole run) new masks are computed from the current params and the dense
+   gradient;
+2. the gradient is masked with the entries active both before and after,
+   and so is every leaf of the inner state shaped like the params (found
+   with `optax.tree_map_params`, whatever the optimizer): entries that
+   become active start from zero weight and zero state;
+3. the inner optimizer runs on the masked gradient and the masked params;
+4. its updates are replaced by `-params` at pruned entries, so that
+   `optax.apply_updates(params, updates)` is masked on every step, the step
+   where the masks change included; the new inner state is masked too.
+"""
+
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxprune.core.tree import check_masks, map_masked
+from jaxprune.core.types import Masks, Params
+
+
+@flax.struct.dataclass
+class PruneState:
+  """State of a wrapped optimizer.
+
+  Attributes:
+    inner_state: the wrapped optimizer's state.
+    masks: current masks (bool leaves, `None` where not pruned).
+    step: number of updates done.
+    aux: the pruner's own state.
+    key: raw uint32 PRNG key data the pruner's randomness derives from.
+    pruner: the pruner itself (static: not a pytree child).
+  """
+
+  inner_state: Any
+  masks: Masks
+  step: jax.Array
+  aux: Any
+  key: jax.Array
+  pruner: Any = flax.struct.field(pytree_node=False)
+
+
+def _key_data(key: jax.Array | None) -> jax.Array:
+  if key is None:
+    return jnp.zeros((2,), jnp.uint32)
+  if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+    return jax.random.key_data(key)
+  return jnp.asarray(key, jnp.uint32)
+
+
+def _mask_state(inner, state, masks):
+  # Bool True stands in for "no mask" so the masks match the params tree.
+  full = jax.tree.map(
+    lambda m: True if m is None else m, masks, is_leaf=lambda x: x is None
+  )
+
+  def mask(s, m):
+    if m is True or getattr(s, "shape", None) != m.shape:
+      return s
+    return jnp.where(m, s, jnp.zeros((), s.dtype))
+
+  return optax.tree_map_params(inner, mask, state, full)
+
+
+def wrap(
+  inner: optax.GradientTransformation,
+  pruner: Any,
+  key: jax.Array | None = None,
+) -> optax.GradientTransformationExtraArgs:
+  """Keeps params sparse while `inner` trains them.
+
+  Args:
+    inner: any optax optimizer.
+    pruner: a pruner (see `jaxprune.pruner`), e.g. from
+      `jaxprune.algorithms` or `jaxprune.create`.
+    key: a `jax.random` key for pruners that use randomness; mask updates
+      use `fold_in(key, step)`.
+
+  Returns:
+    A transformation whose `update(grads, state, params)` needs params; the
+    gradient must be taken with respect to `jaxprune.forward(params, state)`.
+
+  >>> import jax, jax.numpy as jnp, optax, jaxprune
+  >>> params = {'w': jnp.arange(1.0, 9.0).reshape(2, 4)}
+  >>> tx = jaxprune.wrap(optax.sgd(0.1), jaxprune.algorithms.magnitude(0.5))
+  >>> state = tx.init(params)
+  >>> grads = jax.tree.map(jnp.ones_like, params)
+  >>> updates, state = tx.update(grads, state, params)
+  >>> optax.apply_updates(params, updates)['w']
+  Array([[0. , 0. , 0. , 0. ],
+         [4.9, 5.9, 6.9, 7.9]], dtype=float32)
+  """
+
+  def init_fn(params):
+    masks, aux = pruner.init(params)
+    check_masks(params, masks)
+    inner_state = _mask_state(inner, inner.init(params), masks)
+    return PruneState(
+      inner_state=inner_state,
+      masks=masks,
+      step=jnp.zeros((), jnp.int32),
+      aux=aux,
+      key=_key_data(key),
+      pruner=pruner,
+    )
+
+  def update_fn(grads, state, params=None, **extra_args):
+    if params is None:
+      raise ValueError("jaxprune.wrap's update needs params: update(g, s, p)")
+    old = state.masks
+
+    def change(_):
+      step_key = jax.random.fold_in(
+        jax.random.wrap_key_data(state.key), state.step
+      )
+      new, aux = pruner.update(
+        params, grads, old, state.aux, state.step, step_key
+      )
+      both = map_masked(jnp.logical_and, new, old)
+      return new, both, aux
+
+    def keep(_):
+      return old, old, state.aux
+
+    masks, active, aux = jax.lax.cond(
+      pruner.is_update_step(state.step), change, keep, None
+    )
+    inner_state = _mask_state(inner, state.inner_state, active)
+    zero = lambda m, x: jnp.where(m, x, jnp.zeros((), x.dtype))
+    grads = map_masked(zero, active, grads, absent=lambda g: g)
+    masked_params = map_masked(zero, masks, params, absent=lambda p: p)
+    updates, inner_state = inner.update(
+      grads, inner_state, masked_params, **extra_args
+    )
+    updates = map_masked(
+      lambda m, u, p: jnp.where(m, u, -p),
+      masks,
+      updates,
+      params,
+      absent=lambda u, p: u,
+    )
+    inner_state = _mask_state(inner, inner_state, masks)
+    new_state = state.replace(
+      inner_state=inner_state, masks=masks, step=state.step + 1, aux=aux
+    )
+    return updates, new_state
+
+  return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def _find(state: Any) -> PruneState:
+  found = [
+    s
+    for s in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, PruneState))
+    if isinstance(s, PruneState)
+  ]
+  if not found:
+    raise ValueError(
+      "no jaxprune state found: pass the state of an optimizer built with "
+      "jaxprune.wrap"
+    )
+  return found[0]
+
+
+def forward(params: Params, state: Any) -> Params:
+  """The parameters the forward pass must use (identity for hard masks).
+
+  Take the loss gradient with respect to these: it is the dense gradient
+  that gradient-based growth and saliency need.
+  """
+  s = _find(state)
+  return s.pruner.forward(params, s.masks, s.aux)
+
+
+def masks_of(state: Any) -> Masks:
+  """The current masks held in a wrapped optimizer's state."""
+  return _find(state).masks
