@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxprune.core.tree import check_masks, map_masked
+from jaxprune.core.tree import check_masks, map_masked, path_str
 from jaxprune.core.types import Masks, Params
 
 
@@ -37,6 +37,8 @@ class PruneState:
     aux: the pruner's own state.
     key: raw uint32 PRNG key data the pruner's randomness derives from.
     pruner: the pruner itself (static: not a pytree child).
+    inner: the wrapped optimizer (static), to find its param-shaped
+      state leaves again.
   """
 
   inner_state: Any
@@ -45,6 +47,7 @@ class PruneState:
   aux: Any
   key: jax.Array
   pruner: Any = flax.struct.field(pytree_node=False)
+  inner: Any = flax.struct.field(pytree_node=False, default=None)
 
 
 def _key_data(key: jax.Array | None) -> jax.Array:
@@ -109,6 +112,7 @@ def wrap(
       aux=aux,
       key=_key_data(key),
       pruner=pruner,
+      inner=inner,
     )
 
   def update_fn(grads, state, params=None, **extra_args):
@@ -167,6 +171,39 @@ def _find(state: Any) -> PruneState:
       "jaxprune.wrap"
     )
   return found[0]
+
+
+def set_masks(state: Any, masks: Masks) -> Any:
+  """Returns `state` holding `masks`, its inner state masked to match.
+
+  The masks are traced state, so a jitted step does not recompile. The
+  caller keeps params masked (`jaxprune.apply_masks`), e.g. after a rewind.
+
+  Raises:
+    ValueError: if `masks` does not match the masks already held.
+  """
+  s = _find(state)
+  old = jax.tree.leaves_with_path(s.masks, is_leaf=lambda x: x is None)
+  new_leaves = jax.tree.leaves_with_path(masks, is_leaf=lambda x: x is None)
+  describe = lambda leaves: [
+    (path_str(p), None if m is None else (tuple(m.shape), str(m.dtype)))
+    for p, m in leaves
+  ]
+  if describe(old) != describe(new_leaves):
+    raise ValueError(
+      "set_masks: the new masks must have the same leaves, shapes, bool "
+      f"dtype and None placement as the current ones; current "
+      f"{describe(old)}, given {describe(new_leaves)}"
+    )
+  inner = s.inner
+  new = s.replace(
+    masks=masks, inner_state=_mask_state(inner, s.inner_state, masks)
+  )
+  return jax.tree.map(
+    lambda x: new if x is s else x,
+    state,
+    is_leaf=lambda x: isinstance(x, PruneState),
+  )
 
 
 def forward(params: Params, state: Any) -> Params:

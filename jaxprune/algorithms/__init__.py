@@ -1,5 +1,6 @@
 """Pruning algorithms, each a factory returning a pruner value."""
 
+from jaxprune.algorithms.fixed import fixed as fixed
 from jaxprune.algorithms.magnitude import global_magnitude as global_magnitude
 from jaxprune.algorithms.magnitude import gradual_magnitude as gradual_magnitude
 from jaxprune.algorithms.magnitude import magnitude as magnitude
@@ -7,6 +8,7 @@ from jaxprune.algorithms.random import random as random
 from jaxprune.algorithms.saliency import saliency as saliency
 
 ALGORITHMS = {
+  "fixed": fixed,
   "magnitude": magnitude,
   "global_magnitude": global_magnitude,
   "gradual_magnitude": gradual_magnitude,
