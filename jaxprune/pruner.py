@@ -142,7 +142,8 @@ class ScorePruner:
   ) -> tuple[Masks, Any]:
     if grads is None and needs_grads(self.score):
       raise ValueError(
-        f"pruner '{self.name}' scores with gradients: pass grads"
+        f"pruner '{self.name}' needs gradients for its score: let "
+        "jaxprune.wrap's update call it, or pass grads= to jaxprune.prune"
       )
     sparsity = self.schedule.sparsity(step)
     return self.masks_at(params, grads, masks, sparsity, key), aux

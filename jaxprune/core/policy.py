@@ -54,9 +54,9 @@ class Policy:
       defaults to `default_prunable`.
     exclude: patterns of leaves never pruned (mask `None`).
     include: patterns of leaves always pruned, even if `prunable` says no.
-    fixed: pattern -> sparsity: the leaf is pruned at exactly this sparsity
-      whatever the run's target (0.0 keeps it dense but masked).
-    scale: pattern -> factor: the leaf's rate is the target times the factor
+    fixed: pattern -> sparsity: a pruned leaf matching it is pruned at
+      exactly this sparsity whatever the run's target (0.0 keeps it dense).
+    scale: pattern -> factor: a pruned leaf's rate is the target times this
       (0.5 prunes the output layer at half rate). Uniform allocation and
       iterative pruning honour it; ERK and global allocation refuse it.
   """
@@ -98,7 +98,7 @@ class Policy:
         continue
       forced = any(re.search(p, path) for p in self.include)
       fixed = [s for p, s in self.fixed if re.search(p, path)]
-      if not (forced or fixed or self.prunable(path, leaf)):
+      if not (forced or self.prunable(path, leaf)):
         continue
       scale = [s for p, s in self.scale if re.search(p, path)]
       rules[path] = LeafRule(

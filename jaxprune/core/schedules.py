@@ -88,7 +88,8 @@ def polynomial(
 
   def sparsity(t):
     p = jnp.clip((jnp.asarray(t, jnp.float32) - begin) / (end - begin), 0, 1)
-    return final + (initial - final) * (1.0 - p) ** power
+    ramp = final + (initial - final) * (1.0 - p) ** power
+    return jnp.where(p >= 1.0, final, jnp.where(p <= 0.0, initial, ramp))
 
   return Schedule(sparsity, _window(begin, end, frequency))
 

@@ -1,0 +1,203 @@
+"""The public surface: prune, create, summary, and errors for bad input."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from ml_collections import ConfigDict
+
+import jaxprune
+from jaxprune.core.tree import check_masks
+
+PUBLIC = [
+  "prune",
+  "wrap",
+  "forward",
+  "masks_of",
+  "set_masks",
+  "summary",
+  "create",
+  "apply_masks",
+  "Policy",
+  "NM",
+  "Channel",
+  "ScorePruner",
+  "PruneState",
+  "algorithms",
+]
+
+
+def test_public_names_import():
+  for name in PUBLIC:
+    assert getattr(jaxprune, name) is not None
+
+
+def params():
+  rng = np.random.default_rng(0)
+  return {
+    "conv": {"kernel": jnp.asarray(rng.normal(size=(3, 3, 4, 8)), jnp.float32)},
+    "fc": {
+      "kernel": jnp.asarray(rng.normal(size=(72, 10)), jnp.float32),
+      "bias": jnp.zeros(10),
+    },
+  }
+
+
+def test_prune_layerwise_exact_counts_and_values():
+  p = params()
+  pruned, masks = jaxprune.prune(p, 0.7)
+  for layer in ("conv", "fc"):
+    w = np.asarray(p[layer]["kernel"])
+    k = w.size - round(0.7 * w.size)
+    order = np.lexsort((np.arange(w.size), -np.abs(w).ravel()))
+    expect = np.zeros(w.size, bool)
+    expect[order[:k]] = True
+    np.testing.assert_array_equal(
+      np.asarray(masks[layer]["kernel"]).ravel(), expect
+    )
+    np.testing.assert_array_equal(
+      np.asarray(pruned[layer]["kernel"]).ravel(),
+      np.where(expect, w.ravel(), 0),
+    )
+  assert masks["fc"]["bias"] is None
+
+
+def test_prune_global_vs_layerwise():
+  p = params()
+  p["fc"]["kernel"] = p["fc"]["kernel"] * 0.01  # fc far smaller than conv
+  _, glob = jaxprune.prune(p, 0.5, distribution="global")
+  total = 288 + 720
+  kept = [int(glob[k]["kernel"].sum()) for k in ("conv", "fc")]
+  assert sum(kept) == total - round(0.5 * total)
+  flat = np.concatenate(
+    [np.abs(np.asarray(p[k]["kernel"])).ravel() for k in ("conv", "fc")]
+  )
+  order = np.lexsort((np.arange(total), -flat))
+  expect = np.zeros(total, bool)
+  expect[order[: total // 2]] = True
+  np.testing.assert_array_equal(
+    np.concatenate(
+      [np.asarray(glob[k]["kernel"]).ravel() for k in ("conv", "fc")]
+    ),
+    expect,
+  )
+  assert kept[0] > 280  # the small-valued layer gives up most of its weights
+  _, guarded = jaxprune.prune(p, 0.9, distribution="global", min_fraction=0.05)
+  assert int(guarded["fc"]["kernel"].sum()) == int(0.05 * total)
+  assert sum(int(guarded[k]["kernel"].sum()) for k in ("conv", "fc")) == (
+    total - round(0.9 * total)
+  )
+
+
+def test_prune_random_exact_erk_counts_and_key():
+  p = params()
+  _, a = jaxprune.prune(
+    p, 0.8, score="random", distribution="erk", key=jax.random.key(1)
+  )
+  _, b = jaxprune.prune(
+    p, 0.8, score="random", distribution="erk", key=jax.random.key(2)
+  )
+  dens = 1 - np.asarray(
+    jaxprune.core.allocation.erk([(3, 3, 4, 8), (72, 10)], 0.8)
+  )
+  for i, layer in enumerate(("conv", "fc")):
+    n = p[layer]["kernel"].size
+    expect = n - int(np.round(np.float32(1 - dens[i]) * np.float32(n)))
+    assert int(a[layer]["kernel"].sum()) == expect
+  assert not np.array_equal(
+    np.asarray(a["fc"]["kernel"]), np.asarray(b["fc"]["kernel"])
+  )
+
+
+def test_prune_nm_and_channel():
+  p = params()
+  _, nm = jaxprune.prune(
+    p,
+    0.5,
+    structure=jaxprune.NM(m=4, axis=-2),
+    policy=jaxprune.Policy(exclude=["conv"]),
+  )
+  groups = np.asarray(nm["fc"]["kernel"]).T.reshape(10, 18, 4)
+  assert (groups.sum(-1) == 2).all()
+  _, ch = jaxprune.prune(p, 0.25, structure=jaxprune.Channel())
+  kept_channels = np.asarray(ch["conv"]["kernel"]).reshape(-1, 8).all(0)
+  assert kept_channels.sum() == 6
+  assert (
+    np.asarray(ch["conv"]["kernel"]).reshape(-1, 8).any(0) == kept_channels
+  ).all()
+
+
+def test_create_from_config_dict_and_configdict():
+  cfg = ConfigDict(
+    {
+      "algorithm": "global_magnitude",
+      "sparsity": 0.9,
+      "min_fraction": 0.001,
+      "policy": {"exclude": ["bias"]},
+    }
+  )
+  pruner = jaxprune.create(cfg)
+  assert pruner.distribution == "global" and pruner.min_fraction == 0.001
+  assert pruner.policy.exclude == ("bias",)
+  random = jaxprune.create(
+    {"algorithm": "random", "sparsity": 0.5, "distribution": "er"}
+  )
+  assert random.distribution == "er"
+
+
+def test_bad_inputs_raise_clear_errors():
+  p = params()
+  with pytest.raises(ValueError, match=r"sparsity=1.5.*\[0, 1\]"):
+    jaxprune.prune(p, 1.5)
+  with pytest.raises(
+    ValueError, match=r"algorithm='rigl2' is unknown.*magnitude"
+  ):
+    jaxprune.create({"algorithm": "rigl2"})
+  with pytest.raises(ValueError, match=r"takes no \['sparsty'\]"):
+    jaxprune.create({"algorithm": "magnitude", "sparsty": 0.5})
+  with pytest.raises(ValueError, match="distribution='erx' is unknown"):
+    jaxprune.prune(p, 0.5, distribution="erx")
+  with pytest.raises(ValueError, match="pattern 'fc9' matches no parameter"):
+    jaxprune.prune(p, 0.5, policy=jaxprune.Policy(fixed={"fc9": 0.0}))
+  with pytest.raises(ValueError, match="leaf 'fc/kernel'.*divisible by 3"):
+    jaxprune.prune(
+      p,
+      0.5,
+      structure=jaxprune.NM(m=3, axis=-1),
+      policy=jaxprune.Policy(exclude=["conv"]),
+    )
+  with pytest.raises(ValueError, match="needs key"):
+    jaxprune.prune(p, 0.5, score="random")
+  with pytest.raises(ValueError, match="needs gradients"):
+    jaxprune.prune(p, 0.5, score="saliency")
+
+
+def test_mask_tree_mismatch_names_leaf():
+  p = params()
+  _, masks = jaxprune.prune(p, 0.5)
+  bad = dict(masks, fc=dict(masks["fc"], kernel=jnp.ones((2, 2), bool)))
+  with pytest.raises(ValueError, match="mask for 'fc/kernel' has shape"):
+    check_masks(p, bad)
+  with pytest.raises(ValueError, match="missing from masks"):
+    check_masks(p, {"conv": masks["conv"]})
+
+
+def test_non_finite_scores_name_the_leaf():
+  p = params()
+  p["fc"]["kernel"] = p["fc"]["kernel"].at[0, 0].set(jnp.nan)
+  with pytest.raises(ValueError, match="scores of 'fc/kernel' contain NaN"):
+    jaxprune.prune(p, 0.5)
+  tx = jaxprune.wrap(optax.sgd(0.1), jaxprune.algorithms.magnitude(0.5))
+  state = tx.init(p)
+  with pytest.raises(Exception, match="scores of 'fc/kernel' contain NaN"):
+    jax.block_until_ready(jax.jit(tx.update)(p, state, p))
+
+
+def test_summary_table():
+  _, masks = jaxprune.prune(params(), 0.5)
+  s = jaxprune.summary(masks)
+  assert (s.size, s.kept) == (1008, 504)
+  text = str(s)
+  assert "conv/kernel" in text and "50.00%" in text
+  assert s.as_dict()["leaves"]["fc/kernel"]["kept"] == 360

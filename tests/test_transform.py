@@ -1,0 +1,270 @@
+"""jaxprune.wrap around optax optimizers: params and every param-shaped leaf
+of the inner state stay exactly zero where pruned; regrowth starts from zero;
+one compilation serves every mask update."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+import jaxprune
+from jaxprune.core.tree import path_str
+from jaxprune.pruner import all_kept
+
+IN, HID, OUT = 12, 16, 4
+
+
+def mlp_params(key):
+  k1, k2 = jax.random.split(key)
+  return {
+    "fc1": {
+      "kernel": jax.random.normal(k1, (IN, HID)),
+      "bias": jnp.zeros(HID),
+    },
+    "fc2": {
+      "kernel": jax.random.normal(k2, (HID, OUT)),
+      "bias": jnp.zeros(OUT),
+    },
+  }
+
+
+def apply(params, x):
+  h = jnp.tanh(x @ params["fc1"]["kernel"] + params["fc1"]["bias"])
+  return h @ params["fc2"]["kernel"] + params["fc2"]["bias"]
+
+
+def make_step(tx, apply_fn):
+  x = jax.random.normal(jax.random.key(7), (32, IN))
+  y = jax.random.normal(jax.random.key(8), (32, OUT))
+
+  @jax.jit
+  def step(params, state):
+    def loss(p):
+      return jnp.mean((apply_fn(p, x) - y) ** 2)
+
+    grads = jax.grad(loss)(jaxprune.forward(params, state))
+    updates, state = tx.update(grads, state, params)
+    return optax.apply_updates(params, updates), state
+
+  return step
+
+
+OPTIMIZERS = {
+  "sgd_momentum": (optax.sgd(0.05, momentum=0.9), 1),
+  "sgd_nesterov": (optax.sgd(0.05, momentum=0.9, nesterov=True), 1),
+  "adam": (optax.adam(1e-2), 2),
+  "adamw": (optax.adamw(1e-2, weight_decay=0.5), 2),
+  "lion": (optax.lion(1e-3, weight_decay=0.5), 1),
+  "clip_adamw": (
+    optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(1e-2, 0.5)),
+    2,
+  ),
+  "inject_adam": (optax.inject_hyperparams(optax.adam)(learning_rate=1e-2), 2),
+}
+
+
+def state_leaves_for(inner_state, param_path):
+  """Inner-state leaves whose key path ends with the param's path."""
+  return [
+    leaf
+    for path, leaf in jax.tree.leaves_with_path(inner_state)
+    if path_str(path).endswith(param_path)
+  ]
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_pruned_entries_stay_zero_for_every_optimizer(name):
+  inner, slots = OPTIMIZERS[name]
+  pruner = jaxprune.algorithms.gradual_magnitude(
+    0.8, begin=0, end=60, frequency=10
+  )
+  tx = jaxprune.wrap(inner, pruner)
+  params = mlp_params(jax.random.key(0))
+  state = tx.init(params)
+  step = make_step(tx, apply)
+  for _ in range(120):
+    params, state = step(params, state)
+    masks = jaxprune.masks_of(state)
+    for path in ("fc1/kernel", "fc2/kernel"):
+      m = np.asarray(masks[path.split("/")[0]]["kernel"])
+      p = np.asarray(params[path.split("/")[0]]["kernel"])
+      assert (p[~m] == 0).all(), f"{name}: params of {path} revived"
+  for path in ("fc1/kernel", "fc2/kernel"):
+    layer = path.split("/")[0]
+    m = np.asarray(masks[layer]["kernel"])
+    leaves = state_leaves_for(state.inner_state, path)
+    assert len(leaves) == slots, f"{name}: expected {slots} slots of {path}"
+    for leaf in leaves:
+      assert (np.asarray(leaf)[~m] == 0).all(), f"{name}: state of {path}"
+    # exact count: 80% of each kernel
+    assert int(m.sum()) == m.size - round(0.8 * m.size)
+  # training happened on the survivors
+  assert np.count_nonzero(np.asarray(params["fc1"]["kernel"])) == int(
+    np.asarray(masks["fc1"]["kernel"]).sum()
+  )
+  assert step._cache_size() == 1
+
+
+def test_params_masked_on_the_step_the_mask_changes():
+  pruner = jaxprune.algorithms.magnitude(0.5, step=3)
+  tx = jaxprune.wrap(optax.adamw(1e-2, weight_decay=0.1), pruner)
+  params = mlp_params(jax.random.key(1))
+  state = tx.init(params)
+  step = make_step(tx, apply)
+  for t in range(4):
+    before = params
+    params, state = step(params, state)
+    masks = jaxprune.masks_of(state)
+    kept = int(jnp.sum(masks["fc1"]["kernel"]))
+    if t < 3:
+      assert kept == IN * HID
+    else:
+      assert kept == IN * HID // 2
+      # the mask is the top half of |w| *before* this step's update
+      w = np.abs(np.asarray(before["fc1"]["kernel"])).ravel()
+      thr = np.sort(w)[::-1][IN * HID // 2 - 1]
+      np.testing.assert_array_equal(
+        np.asarray(masks["fc1"]["kernel"]).ravel(), w >= thr
+      )
+      m = np.asarray(masks["fc1"]["kernel"])
+      assert (np.asarray(params["fc1"]["kernel"])[~m] == 0).all()
+
+
+@dataclasses.dataclass(frozen=True)
+class FlipPruner:
+  """Test pruner: at `at`, swaps which half of fc1's kernel is active."""
+
+  at: int = 5
+
+  def init(self, params):
+    masks = all_kept(params, jaxprune.Policy())
+    half = jnp.arange(IN * HID).reshape(IN, HID) % 2 == 0
+    masks["fc1"]["kernel"] = half
+    return masks, ()
+
+  def is_update_step(self, step):
+    return step == self.at
+
+  def update(self, params, grads, masks, aux, step, key):
+    masks = dict(masks, fc1=dict(masks["fc1"], kernel=~masks["fc1"]["kernel"]))
+    return masks, aux
+
+  def forward(self, params, masks, aux):
+    return params
+
+
+@pytest.mark.parametrize("name", ["adam", "sgd_momentum"])
+def test_regrown_entries_start_from_zero_weight_and_state(name):
+  inner, _ = OPTIMIZERS[name]
+  tx = jaxprune.wrap(inner, FlipPruner(at=5))
+  params = jaxprune.apply_masks(
+    mlp_params(jax.random.key(2)), tx.init(mlp_params(jax.random.key(2))).masks
+  )
+  state = tx.init(params)
+  step = make_step(tx, apply)
+  for _ in range(5):
+    params, state = step(params, state)
+  old = np.asarray(jaxprune.masks_of(state)["fc1"]["kernel"])
+  slots_before = state_leaves_for(state.inner_state, "fc1/kernel")
+  assert any(np.abs(np.asarray(s)[old]).sum() > 0 for s in slots_before)
+  params, state = step(params, state)  # step 5: the flip
+  new = np.asarray(jaxprune.masks_of(state)["fc1"]["kernel"])
+  np.testing.assert_array_equal(new, ~old)
+  w = np.asarray(params["fc1"]["kernel"])
+  assert (w == 0).all(), "regrown weights start at 0, dropped ones are 0"
+  for s in state_leaves_for(state.inner_state, "fc1/kernel"):
+    assert (np.asarray(s) == 0).all()
+  params, state = step(params, state)  # then the regrown entries train
+  w = np.asarray(params["fc1"]["kernel"])
+  assert (w[new] != 0).any() and (w[~new] == 0).all()
+
+
+def test_one_compilation_over_many_mask_updates():
+  pruner = jaxprune.algorithms.gradual_magnitude(
+    0.9, begin=0, end=40, frequency=2
+  )
+  tx = jaxprune.wrap(optax.adam(1e-2), pruner)
+  params = mlp_params(jax.random.key(3))
+  state = tx.init(params)
+  step = make_step(tx, apply)
+  seen = []
+  for _ in range(45):
+    params, state = step(params, state)
+    seen.append(int(jnp.sum(jaxprune.masks_of(state)["fc1"]["kernel"])))
+  assert len(set(seen)) >= 10  # at least 10 distinct mask updates
+  assert step._cache_size() == 1
+  assert seen[-1] == IN * HID - round(0.9 * IN * HID)
+
+
+def test_list_pytree_and_saliency_under_jit():
+  params = [jnp.arange(1.0, 13.0).reshape(3, 4), jnp.ones(4)]
+  grads = [jnp.ones((3, 4)) * jnp.array([4.0, 3.0, 2.0, 1.0]), jnp.ones(4)]
+  pruner = jaxprune.algorithms.saliency(0.5)
+  tx = jaxprune.wrap(optax.sgd(0.0), pruner)
+  state = tx.init(params)
+  updates, state = jax.jit(tx.update)(grads, state, params)
+  masks = jaxprune.masks_of(state)
+  assert masks[1] is None
+  scores = np.abs(np.asarray(params[0]) * np.asarray(grads[0])).ravel()
+  order = np.lexsort((np.arange(12), -scores))
+  expect = np.zeros(12, bool)
+  expect[order[:6]] = True
+  np.testing.assert_array_equal(np.asarray(masks[0]).ravel(), expect)
+  new = optax.apply_updates(params, updates)
+  np.testing.assert_array_equal(
+    np.asarray(new[0]).ravel(), np.where(expect, np.arange(1.0, 13.0), 0)
+  )
+
+
+def test_nnx_state():
+  model = nnx.Sequential(
+    nnx.Linear(IN, HID, rngs=nnx.Rngs(0)),
+    nnx.Linear(HID, OUT, rngs=nnx.Rngs(1)),
+  )
+  graphdef, params = nnx.split(model, nnx.Param)
+  pruned, masks = jaxprune.prune(params, 0.75)
+  leaves = {
+    path_str(p): m
+    for p, m in jax.tree.leaves_with_path(masks, is_leaf=lambda x: x is None)
+  }
+  kernels = [k for k, m in leaves.items() if m is not None]
+  assert len(kernels) == 2 and all("kernel" in k for k in kernels)
+  tx = jaxprune.wrap(optax.adam(1e-2), jaxprune.algorithms.random(0.75))
+  state = tx.init(params)
+  x = jnp.ones((8, IN))
+
+  @jax.jit
+  def step(params, state):
+    def loss(p):
+      return jnp.mean(nnx.merge(graphdef, p)(x) ** 2)
+
+    g = jax.grad(loss)(jaxprune.forward(params, state))
+    u, state = tx.update(g, state, params)
+    return optax.apply_updates(params, u), state
+
+  for _ in range(3):
+    params, state = step(params, state)
+  s = jaxprune.summary(jaxprune.masks_of(state))
+  assert s.kept == s.size - round(0.75 * HID * OUT) - round(0.75 * IN * HID)
+
+
+def test_update_without_params_raises():
+  tx = jaxprune.wrap(optax.sgd(0.1), jaxprune.algorithms.magnitude(0.5))
+  params = mlp_params(jax.random.key(0))
+  state = tx.init(params)
+  with pytest.raises(ValueError, match="needs params"):
+    tx.update(params, state)
+
+
+def test_set_masks_rejects_mismatch():
+  tx = jaxprune.wrap(optax.sgd(0.1), jaxprune.algorithms.fixed())
+  params = mlp_params(jax.random.key(0))
+  state = tx.init(params)
+  masks = jaxprune.masks_of(state)
+  bad = dict(masks, fc1=dict(masks["fc1"], kernel=jnp.ones((2, 2), bool)))
+  with pytest.raises(ValueError, match="same leaves, shapes"):
+    jaxprune.set_masks(state, bad)
