@@ -268,3 +268,36 @@ def test_set_masks_rejects_mismatch():
   bad = dict(masks, fc1=dict(masks["fc1"], kernel=jnp.ones((2, 2), bool)))
   with pytest.raises(ValueError, match="same leaves, shapes"):
     jaxprune.set_masks(state, bad)
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass
+class Net:
+  """A custom pytree node (not a dict) holding parameters."""
+
+  w1: jax.Array
+  w2: jax.Array
+  b: jax.Array
+
+
+def test_custom_pytree_node():
+  net = Net(
+    w1=jax.random.normal(jax.random.key(0), (IN, HID)),
+    w2=jax.random.normal(jax.random.key(1), (HID, OUT)),
+    b=jnp.zeros(OUT),
+  )
+  pruned, masks = jaxprune.prune(net, 0.5, distribution="global")
+  assert isinstance(masks, Net) and masks.b is None
+  total = IN * HID + HID * OUT
+  assert int(masks.w1.sum()) + int(masks.w2.sum()) == total // 2
+  tx = jaxprune.wrap(optax.sgd(0.1), jaxprune.algorithms.fixed())
+  state = jaxprune.set_masks(tx.init(pruned), masks)
+  grads = jax.tree.map(jnp.ones_like, pruned)
+  updates, state = jax.jit(tx.update)(grads, state, pruned)
+  new = optax.apply_updates(pruned, updates)
+  assert (np.asarray(new.w1)[~np.asarray(masks.w1)] == 0).all()
+  np.testing.assert_allclose(
+    np.asarray(new.w1)[np.asarray(masks.w1)],
+    np.asarray(pruned.w1)[np.asarray(masks.w1)] - 0.1,
+    rtol=1e-6,
+  )
