@@ -75,8 +75,8 @@ def prune(
     policy=policy,
     name="prune",
   )
-  masks, aux = pruner.init(params)
   key = jax.random.key(0) if key is None else key
+  masks, aux = pruner.init(params, key)
   masks, _ = pruner.update(params, grads, masks, aux, jnp.int32(0), key)
   return apply_masks(params, masks), masks
 

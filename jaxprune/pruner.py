@@ -2,8 +2,9 @@
 
 A pruner is a frozen value with pure functions. `jaxprune.wrap` needs only:
 
-- `init(params) -> (masks, aux)`: initial masks (all kept) and the
-  algorithm's own state `aux` (a pytree, `()` when it has none);
+- `init(params, key) -> (masks, aux)`: initial masks and the algorithm's
+  own state `aux` (a pytree, `()` when it has none); `key` is the key given
+  to `jaxprune.wrap` (random initial masks of sparse-to-sparse methods);
 - `is_update_step(step) -> bool array`: whether masks change at `step`;
 - `update(params, grads, masks, aux, step, key) -> (masks, aux)`: the new
   masks, from the parameters before this step's update and the dense
@@ -121,7 +122,8 @@ class ScorePruner:
     d = self.distribution
     return dict(d) if isinstance(d, tuple) else d
 
-  def init(self, params: Params) -> tuple[Masks, Any]:
+  def init(self, params: Params, key: jax.Array) -> tuple[Masks, Any]:
+    del key
     return all_kept(params, self.policy), ()
 
   def is_update_step(self, step: jax.Array) -> jax.Array:

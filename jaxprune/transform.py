@@ -102,7 +102,8 @@ def wrap(
   """
 
   def init_fn(params):
-    masks, aux = pruner.init(params)
+    key_data = _key_data(key)
+    masks, aux = pruner.init(params, jax.random.wrap_key_data(key_data))
     check_masks(params, masks)
     inner_state = _mask_state(inner, inner.init(params), masks)
     return PruneState(
@@ -110,7 +111,7 @@ def wrap(
       masks=masks,
       step=jnp.zeros((), jnp.int32),
       aux=aux,
-      key=_key_data(key),
+      key=key_data,
       pruner=pruner,
       inner=inner,
     )

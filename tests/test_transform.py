@@ -140,7 +140,7 @@ class FlipPruner:
 
   at: int = 5
 
-  def init(self, params):
+  def init(self, params, key):
     masks = all_kept(params, jaxprune.Policy())
     half = jnp.arange(IN * HID).reshape(IN, HID) % 2 == 0
     masks["fc1"]["kernel"] = half

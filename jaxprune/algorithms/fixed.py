@@ -18,7 +18,8 @@ class FixedPruner:
   policy: Policy = Policy()
   name: str = "fixed"
 
-  def init(self, params: Params) -> tuple[Masks, Any]:
+  def init(self, params: Params, key: jax.Array) -> tuple[Masks, Any]:
+    del key
     return all_kept(params, self.policy), ()
 
   def is_update_step(self, step: jax.Array) -> jax.Array:
