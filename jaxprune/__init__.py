@@ -11,6 +11,7 @@ from jaxprune.pruner import NM as NM
 from jaxprune.pruner import Channel as Channel
 from jaxprune.pruner import ScorePruner as ScorePruner
 from jaxprune.transform import PruneState as PruneState
+from jaxprune.transform import check as check
 from jaxprune.transform import forward as forward
 from jaxprune.transform import masks_of as masks_of
 from jaxprune.transform import set_masks as set_masks

@@ -28,7 +28,7 @@ from jaxprune.core import allocation, selection
 from jaxprune.core.policy import Policy
 from jaxprune.core.schedules import Schedule
 from jaxprune.core.scores import needs_grads
-from jaxprune.core.tree import path_str
+from jaxprune.core.tree import map_masked, path_str
 from jaxprune.core.types import Masks, Params, ScoreFn
 
 
@@ -58,26 +58,37 @@ def all_kept(params: Params, policy: Policy) -> Masks:
   )
 
 
-def check_finite(named_scores: dict[str, jax.Array]) -> None:
-  """Raises ValueError naming the first leaf whose scores are not finite.
+def check_finite(named_scores: dict[str, jax.Array]) -> jax.Array:
+  """Checks that scores are finite, leaf by leaf.
 
-  Under `jit` the check runs on the host when the values exist, and the
-  error surfaces when the step's results are read.
+  Eagerly (concrete values) it raises at once. Under `jit` nothing can
+  raise without a host callback, which would slow every step, so it
+  returns a code instead: 0 when all leaves are finite, else 1 + the index
+  (in `named_scores` order) of the first leaf that is not. Pruners then keep
+  their old masks, hold the code in their state, and `jaxprune.check(state)`
+  raises on the host.
+
+  Raises:
+    ValueError: eagerly, naming the first leaf with NaN or infinity.
   """
+  paths = list(named_scores)
+  bad = jnp.array(
+    [~jnp.all(jnp.isfinite(named_scores[p])) for p in paths], bool
+  ).reshape(-1)
+  code = jnp.where(jnp.any(bad), jnp.argmax(bad) + 1, 0).astype(jnp.int32)
+  if not isinstance(code, jax.core.Tracer):
+    raise_nonfinite(paths, code)
+  return code
 
-  def fail(path, bad):
-    if bad:
-      raise ValueError(
-        f"scores of '{path}' contain NaN or infinity; pruning needs finite "
-        "scores (check the loss and the learning rate)"
-      )
 
-  for path, s in named_scores.items():
-    bad = ~jnp.all(jnp.isfinite(s))
-    if isinstance(bad, jax.core.Tracer):
-      jax.debug.callback(lambda b, path=path: fail(path, bool(b)), bad)
-    else:
-      fail(path, bool(bad))
+def raise_nonfinite(paths: list[str], code: jax.Array | int) -> None:
+  """Raises the error `check_finite`'s `code` stands for (none for 0)."""
+  code = int(code)
+  if code:
+    raise ValueError(
+      f"scores of '{paths[code - 1]}' contain NaN or infinity; pruning needs "
+      "finite scores (check the loss and the learning rate)"
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,7 +135,7 @@ class ScorePruner:
 
   def init(self, params: Params, key: jax.Array) -> tuple[Masks, Any]:
     del key
-    return all_kept(params, self.policy), ()
+    return all_kept(params, self.policy), jnp.zeros((), jnp.int32)
 
   def is_update_step(self, step: jax.Array) -> jax.Array:
     return self.schedule.is_update(step)
@@ -147,11 +158,18 @@ class ScorePruner:
         f"pruner '{self.name}' needs gradients for its score: let "
         "jaxprune.wrap's update call it, or pass grads= to jaxprune.prune"
       )
+    del aux
     sparsity = self.schedule.sparsity(step)
-    return self.masks_at(params, grads, masks, sparsity, key), aux
+    new, code = self.masks_at(params, grads, masks, sparsity, key)
+    keep_old = lambda n, o: jnp.where(code == 0, n, o)
+    return map_masked(keep_old, new, masks), code
 
-  def masks_at(self, params, grads, masks, sparsity, key) -> Masks:
-    """Masks at a given target sparsity (the body of `update`)."""
+  def check(self, masks: Masks, aux: jax.Array) -> None:
+    """Raises if the last mask update met non-finite scores."""
+    raise_nonfinite(_masked_paths(masks), aux)
+
+  def masks_at(self, params, grads, masks, sparsity, key):
+    """Masks at a given target sparsity and `check_finite`'s code."""
     rules = self.policy.rules(params)
     scores = self.score(params, grads, key)
     flat, treedef = jax.tree.flatten_with_path(
@@ -162,16 +180,17 @@ class ScorePruner:
     for (path, m), s in zip(flat, score_leaves, strict=True):
       if m is not None:
         named[path_str(path)] = s
-    check_finite(named)
+    code = check_finite(named)
     paths = list(named)
     arrays = [named[p] for p in paths]
     leaf_rules = [rules[p] for p in paths]
     kept = self._select(paths, arrays, leaf_rules, sparsity)
     new = dict(zip(paths, kept, strict=True))
-    return jax.tree.unflatten(
+    masks = jax.tree.unflatten(
       treedef,
       [new.get(path_str(p)) if m is not None else None for p, m in flat],
     )
+    return masks, code
 
   def _select(self, paths, arrays, rules, sparsity):
     if self._distribution == "global":
@@ -217,6 +236,11 @@ class ScorePruner:
     min_count = int(np.floor(self.min_fraction * total))
     free_masks = iter(selection.global_topk_masks(free, budget, min_count))
     return [m if m is not None else next(free_masks) for m in out]
+
+
+def _masked_paths(masks: Masks) -> list[str]:
+  flat = jax.tree.leaves_with_path(masks, is_leaf=lambda x: x is None)
+  return [path_str(p) for p, m in flat if m is not None]
 
 
 def _nm(path, scores, n, structure):

@@ -8,11 +8,18 @@ One update of `wrap(inner, pruner)`:
 2. the gradient is masked with the entries active both before and after,
    and so is every leaf of the inner state shaped like the params (found
    with `optax.tree_map_params`, whatever the optimizer): entries that
-   become active start from zero weight and zero state;
+   become active start from zero weight and zero state, and entries that are
+   pruned drop their state;
 3. the inner optimizer runs on the masked gradient and the masked params;
 4. its updates are replaced by `-params` at pruned entries, so that
    `optax.apply_updates(params, updates)` is masked on every step, the step
-   where the masks change included; the new inner state is masked too.
+   where the masks change included.
+
+The state the inner optimizer returns is stored as it is: pruned entries
+see zero gradient, zero state and zero params, so optimizers whose state
+stays zero under zero gradients (sgd with momentum, adam, adamw, lion,
+rmsprop, ...) hold exactly zero there; any other optimizer's stray state is
+masked away before its next update and can never move a pruned weight.
 """
 
 from typing import Any
@@ -58,6 +65,10 @@ def _key_data(key: jax.Array | None) -> jax.Array:
   return jnp.asarray(key, jnp.uint32)
 
 
+def _zero(mask, x):
+  return jnp.where(mask, x, jnp.zeros((), x.dtype))
+
+
 def _mask_state(inner, state, masks):
   # Bool True stands in for "no mask" so the masks match the params tree.
   full = jax.tree.map(
@@ -67,7 +78,7 @@ def _mask_state(inner, state, masks):
   def mask(s, m):
     if m is True or getattr(s, "shape", None) != m.shape:
       return s
-    return jnp.where(m, s, jnp.zeros((), s.dtype))
+    return _zero(m, s)
 
   return optax.tree_map_params(inner, mask, state, full)
 
@@ -128,8 +139,7 @@ def wrap(
       new, aux = pruner.update(
         params, grads, old, state.aux, state.step, step_key
       )
-      both = map_masked(jnp.logical_and, new, old)
-      return new, both, aux
+      return new, map_masked(jnp.logical_and, new, old), aux
 
     def keep(_):
       return old, old, state.aux
@@ -137,12 +147,13 @@ def wrap(
     masks, active, aux = jax.lax.cond(
       pruner.is_update_step(state.step), change, keep, None
     )
+    # Masking the state on the way in fuses into the optimizer's own
+    # elementwise work; masking its output would make XLA keep both copies.
     inner_state = _mask_state(inner, state.inner_state, active)
-    zero = lambda m, x: jnp.where(m, x, jnp.zeros((), x.dtype))
-    grads = map_masked(zero, active, grads, absent=lambda g: g)
-    masked_params = map_masked(zero, masks, params, absent=lambda p: p)
+    grads = map_masked(_zero, active, grads, absent=lambda g: g)
+    inner_params = map_masked(_zero, masks, params, absent=lambda p: p)
     updates, inner_state = inner.update(
-      grads, inner_state, masked_params, **extra_args
+      grads, inner_state, inner_params, **extra_args
     )
     updates = map_masked(
       lambda m, u, p: jnp.where(m, u, -p),
@@ -151,7 +162,6 @@ def wrap(
       params,
       absent=lambda u, p: u,
     )
-    inner_state = _mask_state(inner, inner_state, masks)
     new_state = state.replace(
       inner_state=inner_state, masks=masks, step=state.step + 1, aux=aux
     )
@@ -215,6 +225,23 @@ def forward(params: Params, state: Any) -> Params:
   """
   s = _find(state)
   return s.pruner.forward(params, s.masks, s.aux)
+
+
+def check(state: Any) -> None:
+  """Raises on the host if the pruner met bad values inside a jitted step.
+
+  A mask update under `jit` cannot raise (a host callback would slow every
+  step); a pruner that found, e.g., non-finite scores keeps its old masks
+  and records the problem in its state. Call this where the training loop
+  reads values back anyway (after each chunk of steps, at evaluation).
+
+  Raises:
+    ValueError: naming the leaf and the problem.
+  """
+  s = _find(state)
+  check_fn = getattr(s.pruner, "check", None)
+  if check_fn is not None:
+    check_fn(s.masks, s.aux)
 
 
 def masks_of(state: Any) -> Masks:

@@ -15,11 +15,14 @@ Rounding and ties, the rules every count in jaxprune follows:
   kept (flattened row-major, leaves in pytree order for global selection).
 """
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 _SAMPLE = 16384
+_ROW = 128
 _TOP = np.uint32(0xFFFFFFFF)
 
 
@@ -46,27 +49,65 @@ def to_keys(scores: jax.Array) -> jax.Array:
   return jnp.where(negative, ~bits, bits | np.uint32(0x80000000))
 
 
-def _count_ge(keys: list[jax.Array], t: jax.Array) -> jax.Array:
-  return sum(jnp.sum(k >= t, dtype=jnp.int32) for k in keys)
+class _Keys(NamedTuple):
+  """Keys of one array as rows of `_ROW`, padded with key 0 (below any
+  finite score's key), plus what is needed to undo the padding."""
+
+  rows: jax.Array
+  size: int
+  shape: tuple[int, ...]
 
 
-def _sample(keys, total):
+def _prepare(scores: jax.Array) -> _Keys:
+  flat = to_keys(scores).ravel()
+  pad = (-flat.size) % _ROW
+  if pad:
+    flat = jnp.pad(flat, (0, pad))
+  return _Keys(flat.reshape(-1, _ROW), flat.size - pad, tuple(scores.shape))
+
+
+def _unprepare(rows: jax.Array, keys: _Keys) -> jax.Array:
+  flat = rows.ravel()
+  if flat.size != keys.size:
+    flat = flat[: keys.size]
+  return flat.reshape(keys.shape)
+
+
+def _count_leaf(rows: jax.Array, t: jax.Array) -> jax.Array:
+  # Per-row counts fit in uint8 (at most 128); reducing in bytes first is
+  # about twice as fast on CPU as one int32 reduction.
+  per_row = jnp.sum(rows >= t, axis=1, dtype=jnp.uint8)
+  return jnp.sum(per_row, dtype=jnp.int32)
+
+
+def _count_ge(keys: list[_Keys], t: jax.Array, skip: jax.Array) -> jax.Array:
+  return sum(
+    jnp.where(skip[i], 0, _count_leaf(k.rows, t)) for i, k in enumerate(keys)
+  )
+
+
+def _sample(keys: list[_Keys], skip: jax.Array):
+  total = sum(k.size for k in keys)
   stride = max(1, total // _SAMPLE)
-  sample = jnp.sort(jnp.concatenate([x.ravel()[::stride] for x in keys]))
-  return sample, stride
+  parts = [
+    jnp.where(skip[i], jnp.uint32(0), k.rows.ravel()[: k.size][::stride])
+    for i, k in enumerate(keys)
+  ]
+  return jnp.sort(jnp.concatenate(parts)), stride
 
 
-def _threshold(keys, k, total):
-  """Largest key t with count(keys >= t) >= k, and count(keys > t).
+def _threshold(keys, k, total, skip):
+  """Largest key t with count(keys >= t) >= k, with count(>= t) and, when
+  that exceeds k, count(> t).
 
-  Requires 1 <= k <= total and no key equal to 0xFFFFFFFF (NaN patterns).
-  The bracket [lo, hi) always holds the answer: count(>= lo) >= k and
-  count(>= hi) < k. Guesses interpolate between weighted counts; the weight
-  of an end that has not moved for two guesses is halved (the Illinois
-  rule), and after three one-sided moves the key next to the stuck end is
-  tried, which settles ties in one pass.
+  Requires 1 <= k <= total (the entries of leaves not skipped) and no key
+  equal to 0xFFFFFFFF (NaN patterns). The bracket [lo, hi) always holds the
+  answer: count(>= lo) >= k and count(>= hi) < k. Guesses interpolate
+  between weighted counts; the weight of an end that has not moved for two
+  guesses is halved (the Illinois rule), and after three one-sided moves the
+  key next to the stuck end is tried, which settles ties in one pass.
   """
-  sample, stride = _sample(keys, total)
+  sample, stride = _sample(keys, skip)
   size = sample.shape[0]
   kf = k.astype(jnp.float32)
 
@@ -95,7 +136,7 @@ def _threshold(keys, k, total):
     guess = jnp.where(it == 1, second, guess)
     guess = jnp.where(it == 0, from_sample(first), guess)
     guess = jnp.clip(guess, lo + 1, hi - 1)
-    c = _count_ge(keys, guess)
+    c = _count_ge(keys, guess, skip)
     up = c >= k
     cf = c.astype(jnp.float32)
     # `moves`: +n after n moves of hi in a row, -n after n moves of lo.
@@ -120,45 +161,69 @@ def _threshold(keys, k, total):
 
   init = dict(
     lo=jnp.uint32(0),
-    c_lo=jnp.int32(total),
+    c_lo=jnp.asarray(total, jnp.int32),
     hi=jnp.uint32(_TOP),
     c_hi=jnp.int32(0),
-    w_lo=jnp.float32(total),
+    w_lo=jnp.asarray(total, jnp.float32),
     w_hi=jnp.float32(0),
     it=jnp.int32(0),
     moves=jnp.int32(0),
     c_first=jnp.int32(0),
   )
   s = jax.lax.while_loop(cond, body, init)
-  # Stopped on an exact count: count(> lo) is not needed (no tie to split).
+  # On an exact count no tie is split and count(> lo) is not needed.
   return s["lo"], s["c_lo"], jnp.where(s["c_lo"] == k, s["c_lo"], s["c_hi"])
 
 
-def _select(keys: list[jax.Array], k: jax.Array) -> list[jax.Array]:
-  """Masks keeping exactly the k largest keys across `keys` (lower index
-  first among ties)."""
-  total = sum(x.size for x in keys)
-  k = jnp.clip(jnp.asarray(k, jnp.int32), 0, total)
-  if total == 0:
-    return [jnp.zeros(x.shape, bool) for x in keys]
-  t, c_ge, c_gt = _threshold(keys, jnp.maximum(k, 1), total)
+def _masks_at(keys, k, skip, t, c_ge, c_gt):
+  """Masks keeping the entries above t and, among those equal to t, the
+  first `k - c_gt` in pytree-then-row-major order; none where skipped."""
 
   def exact(_):
-    return [x >= t for x in keys]
+    return [(x.rows >= t) & ~skip[i] for i, x in enumerate(keys)]
 
   def with_ties(_):
+    # Count ties per row, find the row where the running count reaches
+    # `need`, then the column inside that one row: the cut is a position in
+    # the rows of all leaves laid end to end.
     need = k - c_gt
-    out, offset = [], jnp.int32(0)
-    for x in keys:
-      tie = (x == t).ravel()
-      rank = jnp.cumsum(tie, dtype=jnp.int32) + offset
-      keep = (x > t).ravel() | (tie & (rank <= need))
-      out.append(keep.reshape(x.shape))
-      offset = rank[-1] if x.size else offset
+    row_ties = [
+      jnp.where(skip[i], 0, jnp.sum(x.rows == t, axis=1, dtype=jnp.int32))
+      for i, x in enumerate(keys)
+    ]
+    starts = np.cumsum([0] + [x.rows.shape[0] for x in keys])
+    running = jnp.cumsum(jnp.concatenate(row_ties))
+    row = jnp.searchsorted(running, need)
+    before = jnp.where(row > 0, running[jnp.maximum(row - 1, 0)], 0)
+    cut_row = jnp.zeros(_ROW, bool)
+    for i, x in enumerate(keys):
+      if x.rows.shape[0] == 0:
+        continue
+      local = jnp.clip(row - starts[i], 0, x.rows.shape[0] - 1)
+      here = (row >= starts[i]) & (row < starts[i + 1])
+      candidate = jax.lax.dynamic_index_in_dim(x.rows, local, keepdims=False)
+      cut_row = jnp.where(here, candidate == t, cut_row)
+    col = jnp.argmax(jnp.cumsum(cut_row) == need - before)
+    cut = row * _ROW + col
+    out = []
+    for i, x in enumerate(keys):
+      r = jax.lax.broadcasted_iota(jnp.int32, x.rows.shape, 0) + starts[i]
+      c = jax.lax.broadcasted_iota(jnp.int32, x.rows.shape, 1)
+      tie = (x.rows == t) & (r * _ROW + c <= cut)
+      out.append(((x.rows > t) | tie) & ~skip[i])
     return out
 
   masks = jax.lax.cond(c_ge == k, exact, with_ties, None)
   return [m & (k > 0) for m in masks]
+
+
+def _select(keys: list[_Keys], k: jax.Array, skip: jax.Array) -> list:
+  """Row masks keeping exactly the k largest keys of the leaves not
+  skipped (lower position first among ties)."""
+  total = sum(jnp.where(skip[i], 0, x.size) for i, x in enumerate(keys))
+  k = jnp.clip(jnp.asarray(k, jnp.int32), 0, total)
+  t, c_ge, c_gt = _threshold(keys, jnp.maximum(k, 1), total, skip)
+  return _masks_at(keys, k, skip, t, c_ge, c_gt)
 
 
 def topk_mask(scores: jax.Array, k: jax.Array | int) -> jax.Array:
@@ -168,7 +233,10 @@ def topk_mask(scores: jax.Array, k: jax.Array | int) -> jax.Array:
   >>> topk_mask(jnp.array([0.5, 2.0, 0.5, 0.5, 1.0]), 3)
   Array([ True,  True, False, False,  True], dtype=bool)
   """
-  return _select([to_keys(scores)], k)[0]
+  keys = _prepare(scores)
+  if keys.size == 0:
+    return jnp.zeros(scores.shape, bool)
+  return _unprepare(_select([keys], k, jnp.zeros(1, bool))[0], keys)
 
 
 def global_topk_masks(
@@ -196,37 +264,49 @@ def global_topk_masks(
   >>> [m.tolist() for m in global_topk_masks([a, b], 3, min_count=1)]
   [[True, True, False], [False, True]]
   """
-  keys = [to_keys(s) for s in scores]
+  keys = [_prepare(s) for s in scores]
   k = jnp.asarray(k, jnp.int32)
-  if min_count <= 0:
-    return _select(keys, k)
   sizes = np.array([x.size for x in keys])
-  floor = np.minimum(sizes, min_count)
+  if sizes.sum() == 0:
+    return [jnp.zeros(s.shape, bool) for s in scores]
+  floor = np.minimum(sizes, max(min_count, 0))
 
   def solve(clamped):
     budget = k - jnp.sum(jnp.where(clamped, floor, 0))
-    free = [
-      jnp.where(c, jnp.uint32(0), x) for c, x in zip(clamped, keys, strict=True)
-    ]
-    masks = _select(free, budget)
-    return [m & ~c for m, c in zip(masks, clamped, strict=True)]
+    free = jnp.sum(jnp.where(clamped, 0, sizes))
+    budget = jnp.clip(budget, 0, free)
+    t, c_ge, c_gt = _threshold(
+      keys, jnp.clip(budget, 1, jnp.maximum(free, 1)), free, clamped
+    )
+    # A leaf keeps at least its entries above t: clamp it if that is short.
+    above = jnp.array([_count_leaf(x.rows, t + 1) for x in keys])
+    short = ~clamped & (above < floor)
+    return dict(
+      clamped=clamped, short=short, budget=budget, t=t, c_ge=c_ge, c_gt=c_gt
+    )
 
-  def cond(s):
-    return s[1]
-
-  def body(s):
-    clamped, _ = s
-    kept = jnp.array([jnp.sum(m) for m in solve(clamped)])
-    grown = clamped | (kept < floor)
-    return grown, jnp.any(grown != clamped)
-
-  clamped0 = jnp.asarray(sizes <= min_count)
-  clamped, _ = jax.lax.while_loop(cond, body, (clamped0, jnp.bool_(True)))
-  free_masks = solve(clamped)
-  return [
-    jnp.where(c, topk_mask(s, f), m)
-    for c, s, f, m in zip(clamped, scores, floor, free_masks, strict=True)
-  ]
+  s = solve(jnp.asarray(sizes <= floor) & (floor > 0))
+  if min_count > 0:
+    s = jax.lax.while_loop(
+      lambda s: jnp.any(s["short"]),
+      lambda s: solve(s["clamped"] | s["short"]),
+      s,
+    )
+  clamped = s["clamped"]
+  free_masks = _masks_at(
+    keys, s["budget"], clamped, s["t"], s["c_ge"], s["c_gt"]
+  )
+  out = []
+  for i, x in enumerate(keys):
+    mask = free_masks[i]
+    if min_count > 0:
+      mask = jax.lax.cond(
+        clamped[i],
+        lambda x=x, i=i: _select([x], floor[i], jnp.zeros(1, bool))[0],
+        lambda mask=mask: mask,
+      )
+    out.append(_unprepare(mask, x))
+  return out
 
 
 def nm_mask(
