@@ -1,0 +1,358 @@
+"""The trainer experiments share: masked training, several steps a dispatch.
+
+One compiled function runs a chunk of steps with `lax.scan` over batch
+indices, the training set held on device. Masks live in the optimizer state
+(`jaxprune.wrap`), so new masks, rewinds and fresh optimizer states reuse the
+same compiled step. The batch of step t depends on t only
+(`jaxprune.train.order`) and the learning rate is a function of t, so a run
+resumed or rewound to step k continues exactly as an uninterrupted one.
+
+Every `eval_every` steps (and at the first and last step) the whole
+validation and test splits are evaluated; every `checkpoint_every` steps the
+state and the evaluations so far are checkpointed; `fit` resumes from the
+latest checkpoint of its directory.
+"""
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxprune.core.tree import apply_masks
+from jaxprune.core.types import Masks, Params
+from jaxprune.data import Dataset
+from jaxprune.train import evaluation
+from jaxprune.train.checkpoints import Checkpoints
+from jaxprune.train.order import batch_indices
+from jaxprune.transform import forward, masks_of, set_masks, wrap
+
+
+@flax.struct.dataclass
+class TrainState:
+  """What a training run carries from step to step.
+
+  Attributes:
+    step: updates done so far (the data and learning-rate position).
+    seed: the data order's seed (`jaxprune.train.order`).
+    params: the model's params, masked.
+    batch_stats: BatchNorm statistics, `{}` for models without them.
+    opt_state: the wrapped optimizer's state, masks included.
+  """
+
+  step: jax.Array
+  seed: jax.Array
+  params: Params
+  batch_stats: Any
+  opt_state: Any
+
+  @property
+  def variables(self) -> dict:
+    """The model variables for `model.apply`, in inference mode."""
+    params = forward(self.params, self.opt_state)
+    if self.batch_stats:
+      return {"params": params, "batch_stats": self.batch_stats}
+    return {"params": params}
+
+
+@dataclasses.dataclass(frozen=True)
+class FitResult:
+  """The outcome of `Trainer.fit`.
+
+  Attributes:
+    state: the state after the last step.
+    history: one record per evaluation: `step`, `train_loss` (mean since
+      the previous record; None for the first), `val_loss`,
+      `val_accuracy`, `test_loss`, `test_accuracy`.
+  """
+
+  state: TrainState
+  history: list[dict]
+
+  @property
+  def early_stop(self) -> dict:
+    """The record of minimum validation loss (the earliest if tied)."""
+    return min(self.history, key=lambda r: r["val_loss"])
+
+  @property
+  def final(self) -> dict:
+    """The record of the last step."""
+    return self.history[-1]
+
+
+def _with_learning_rate(opt_state, learning_rate):
+  inner = opt_state.inner_state
+  hyper = dict(inner.hyperparams)
+  hyper["learning_rate"] = jnp.asarray(
+    learning_rate, hyper["learning_rate"].dtype
+  )
+  return opt_state.replace(inner_state=inner._replace(hyperparams=hyper))
+
+
+class Trainer:
+  """Trains a Flax classifier under a pruner on an in-memory dataset.
+
+  Args:
+    model: a linen module called as `model.apply(variables, x, train=...)`.
+    dataset: train, validation and test splits.
+    pruner: the pruner `jaxprune.wrap` runs (for IMP rounds
+      `jaxprune.algorithms.fixed`, masks set per round).
+    optimizer: an optax factory taking `learning_rate` (e.g. `optax.adam`).
+    learning_rate: a float, or a schedule of the step.
+    batch_size: training examples per step.
+    eval_every: steps between evaluations.
+    steps_per_dispatch: steps run by one call of the compiled chunk
+      (default `eval_every`); 1 runs a plain step, with no loop (best for
+      conv nets on CPU).
+    checkpoint_every: steps between checkpoints, a multiple of
+      `eval_every` (default: `eval_every`).
+    eval_batch_size: examples per evaluation batch.
+
+  >>> import optax, jaxprune
+  >>> from jaxprune import data, models
+  >>> trainer = Trainer(models.LeNet300(), data.load('digits', seed=0),
+  ...   pruner=jaxprune.algorithms.fixed(), optimizer=optax.adam,
+  ...   learning_rate=1e-3, batch_size=32, eval_every=10)
+  >>> state = trainer.init(trainer.init_variables(jax.random.key(0)), seed=0)
+  >>> result = trainer.fit(state, 20)
+  >>> [r['step'] for r in result.history]
+  [0, 10, 20]
+  """
+
+  def __init__(
+    self,
+    model: nn.Module,
+    dataset: Dataset,
+    *,
+    pruner: Any,
+    optimizer: Callable[..., optax.GradientTransformation],
+    learning_rate: float | optax.Schedule,
+    batch_size: int,
+    eval_every: int,
+    steps_per_dispatch: int | None = None,
+    checkpoint_every: int | None = None,
+    eval_batch_size: int = 1000,
+  ):
+    steps_per_dispatch = steps_per_dispatch or eval_every
+    checkpoint_every = checkpoint_every or eval_every
+    for name, value in [
+      ("batch_size", batch_size),
+      ("eval_every", eval_every),
+      ("steps_per_dispatch", steps_per_dispatch),
+      ("checkpoint_every", checkpoint_every),
+      ("eval_batch_size", eval_batch_size),
+    ]:
+      if not (isinstance(value, int) and value >= 1):
+        raise ValueError(f"{name} = {value!r}: expected a positive integer")
+    if checkpoint_every % eval_every:
+      raise ValueError(
+        f"checkpoint_every = {checkpoint_every} must be a multiple of "
+        f"eval_every = {eval_every} (checkpoints hold whole eval intervals)"
+      )
+    self.model = model
+    self.dataset = dataset
+    self.batch_size = batch_size
+    self.eval_every = eval_every
+    self.steps_per_dispatch = steps_per_dispatch
+    self.checkpoint_every = checkpoint_every
+    self._schedule = (
+      learning_rate if callable(learning_rate) else lambda _: learning_rate
+    )
+    inner = optax.inject_hyperparams(optimizer)(
+      learning_rate=float(self._schedule(0))
+    )
+    self.tx = wrap(inner, pruner)
+    self._images = jnp.asarray(dataset.train.images)
+    self._labels = jnp.asarray(dataset.train.labels)
+    self._val = evaluation.batched(dataset.validation, eval_batch_size)
+    self._test = evaluation.batched(dataset.test, eval_batch_size)
+    self.train_chunk = jax.jit(self._train_chunk)
+    self._evaluate = jax.jit(self._evaluate_splits)
+
+  def init_variables(self, key: jax.Array) -> dict:
+    """The model's initial variables from `key`."""
+    x = jnp.zeros((1,) + self._images.shape[1:], self._images.dtype)
+    return dict(self.model.init(key, x))
+
+  def init(
+    self,
+    variables: dict,
+    masks: Masks | None = None,
+    *,
+    seed: int,
+    step: int = 0,
+  ) -> TrainState:
+    """A state at `step` with a fresh optimizer state and `masks`.
+
+    Args:
+      variables: `{'params': ..., 'batch_stats': ...}` (the latter only for
+        BatchNorm models).
+      masks: masks to train under (default: the pruner's initial ones).
+      seed: the data order's seed.
+      step: the data and learning-rate position to start from.
+
+    Returns:
+      The state, its params multiplied by the masks.
+    """
+    params = variables["params"]
+    opt_state = self.tx.init(params)
+    if masks is not None:
+      opt_state = set_masks(opt_state, masks)
+    return TrainState(
+      step=jnp.asarray(step, jnp.int32),
+      seed=jnp.asarray(seed, jnp.int32),
+      params=apply_masks(params, masks_of(opt_state)),
+      batch_stats=variables.get("batch_stats", {}),
+      opt_state=opt_state,
+    )
+
+  def _loss(self, params, batch_stats, images, labels):
+    variables = {"params": params}
+    if batch_stats:
+      variables["batch_stats"] = batch_stats
+      logits, new = self.model.apply(
+        variables, images, train=True, mutable=["batch_stats"]
+      )
+      batch_stats = new["batch_stats"]
+    else:
+      logits = self.model.apply(variables, images, train=True)
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    return jnp.mean(loss), batch_stats
+
+  def _train_chunk(self, state, images, labels, indices, active):
+    def train(state, batch):
+      opt_state = _with_learning_rate(
+        state.opt_state, self._schedule(state.step)
+      )
+      grad_fn = jax.value_and_grad(self._loss, has_aux=True)
+      (loss, batch_stats), grads = grad_fn(
+        forward(state.params, opt_state),
+        state.batch_stats,
+        images[batch],
+        labels[batch],
+      )
+      updates, opt_state = self.tx.update(grads, opt_state, state.params)
+      new = TrainState(
+        step=state.step + 1,
+        seed=state.seed,
+        params=optax.apply_updates(state.params, updates),
+        batch_stats=batch_stats,
+        opt_state=opt_state,
+      )
+      return new, loss
+
+    def skip(state, batch):
+      del batch
+      return state, jnp.zeros((), jnp.float32)
+
+    def one(state, xs):
+      batch, on = xs
+      return jax.lax.cond(on, train, skip, state, batch)
+
+    if self.steps_per_dispatch == 1:
+      # XLA:CPU runs convolutions inside loops and conditionals about 50x
+      # slower than at top level: conv nets train one step per dispatch.
+      state, loss = train(state, indices[0])
+      return state, loss[None]
+    return jax.lax.scan(one, state, (indices, active))
+
+  def _evaluate_splits(self, variables, val, test):
+    logits = lambda v, x: self.model.apply(v, x, train=False)
+    return (
+      evaluation.evaluate(logits, variables, val),
+      evaluation.evaluate(logits, variables, test),
+    )
+
+  def evaluate(self, state: TrainState) -> dict[str, float]:
+    """Loss and accuracy on the whole validation and test splits."""
+    val, test = self._evaluate(state.variables, self._val, self._test)
+    return {
+      "val_loss": float(val["loss"]),
+      "val_accuracy": float(val["accuracy"]),
+      "test_loss": float(test["loss"]),
+      "test_accuracy": float(test["accuracy"]),
+    }
+
+  def fit(
+    self,
+    state: TrainState,
+    num_steps: int,
+    *,
+    checkpoint_dir: str | None = None,
+    callback: Callable[[dict], None] | None = None,
+  ) -> FitResult:
+    """Trains from `state` until step `num_steps`.
+
+    Args:
+      state: where to start (from `init`); with a checkpoint in
+        `checkpoint_dir` the latest checkpoint is resumed instead.
+      num_steps: the step to stop at (an absolute step, not a count).
+      checkpoint_dir: where to checkpoint; None for no checkpoints.
+      callback: called with every new evaluation record (records after the
+        resumed checkpoint are recomputed and passed again after a resume).
+
+    Returns:
+      The final state and every evaluation record.
+
+    Raises:
+      FloatingPointError: on a non-finite training loss, naming the step;
+        the checkpoints written before it are kept.
+    """
+    callback = callback or (lambda record: None)
+    ckpt = Checkpoints(checkpoint_dir) if checkpoint_dir else None
+    try:
+      history = []
+      if ckpt is not None and ckpt.latest_step() is not None:
+        state, meta = ckpt.restore(state)
+        history = meta["history"]
+      step, seed = int(state.step), int(state.seed)
+      if not history:
+        history.append(
+          {"step": step, "train_loss": None, **self.evaluate(state)}
+        )
+        callback(history[-1])
+      losses = []
+      chunk = self.steps_per_dispatch
+      while step < num_steps:
+        stop = min(
+          (step // chunk + 1) * chunk,
+          (step // self.eval_every + 1) * self.eval_every,
+          num_steps,
+        )
+        indices = batch_indices(
+          seed, len(self._labels), self.batch_size, step, chunk
+        )
+        active = np.arange(chunk) < stop - step
+        state, chunk_losses = self.train_chunk(
+          state, self._images, self._labels, indices, active
+        )
+        chunk_losses = np.asarray(chunk_losses)[: stop - step]
+        bad = np.flatnonzero(~np.isfinite(chunk_losses))
+        if bad.size:
+          kept = f" ({ckpt.latest_step()} in {ckpt.directory})" if ckpt else ""
+          raise FloatingPointError(
+            f"training loss is {chunk_losses[bad[0]]} at step "
+            f"{step + bad[0]}; the last good checkpoint is kept{kept}"
+          )
+        losses.extend(chunk_losses.tolist())
+        step = stop
+        if step % self.eval_every and step != num_steps:
+          continue
+        record = {"step": step, "train_loss": float(np.mean(losses))}
+        history.append({**record, **self.evaluate(state)})
+        losses = []
+        callback(history[-1])
+        if ckpt is not None and (
+          step % self.checkpoint_every == 0 or step == num_steps
+        ):
+          # A copy: the save is asynchronous and `history` keeps growing.
+          ckpt.save(step, state, {"history": list(history)})
+    finally:
+      if ckpt is not None:
+        ckpt.close()
+    return FitResult(state=state, history=history)

@@ -1,0 +1,39 @@
+r"""Lottery-ticket experiments (IMP rounds with controls) from a config.
+
+  python -m launch.lottery --config=configs/lottery/lenet300_digits.py \
+    --workdir=/tmp/lottery_digits
+
+Rerunning with the same workdir resumes; `--config.<key>=value` overrides a
+key (the workdir then refuses to mix configs).
+"""
+
+import os
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from jaxprune.experiments import lottery
+
+_CONFIG = config_flags.DEFINE_config_file(
+  "config", None, "Experiment config file.", lock_config=True
+)
+_WORKDIR = flags.DEFINE_string(
+  "workdir", None, "Directory holding the run's outputs; reruns resume."
+)
+flags.mark_flags_as_required(["config", "workdir"])
+# Library INFO logs (orbax writes several per checkpoint) need --verbosity=0.
+flags.FLAGS.set_default("verbosity", logging.WARNING)
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  lottery.run(_CONFIG.value, _WORKDIR.value)
+  workdir = _WORKDIR.value
+  print(f"plot:    {os.path.join(workdir, lottery.PLOT)}")
+  print(f"table:   {os.path.join(workdir, lottery.TABLE)}")
+  print(f"results: {os.path.join(workdir, lottery.RESULTS)}")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,123 @@
+"""The lottery-ticket entry point, end to end on the embedded digits."""
+
+import importlib.util
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from jaxprune.experiments import lottery
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+QUICK = "configs/lottery/lenet300_digits.py:quick"
+
+
+def _config(name, arg=None):
+  path = ROOT / "configs" / "lottery" / f"{name}.py"
+  spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("lottery")
+  out = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "launch.lottery",
+      f"--config={QUICK}",
+      f"--workdir={workdir}",
+    ],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
+  assert out.returncode == 0, out.stderr[-3000:]
+  return workdir, out.stdout
+
+
+def test_two_round_smoke_run_writes_results_and_plots(quick_run):
+  workdir, stdout = quick_run
+  assert f"plot:    {workdir / lottery.PLOT}" in stdout
+  for name in (
+    "config.json",
+    "metrics.jsonl",
+    "results.json",
+    "results.md",
+    "lottery.png",
+  ):
+    assert (workdir / name).stat().st_size > 0, name
+  assert list((workdir / "tensorboard").rglob("events.out.tfevents.*"))
+  results = json.loads((workdir / "results.json").read_text())
+  trained = sorted((r["arm"], r["round"]) for r in results["runs"])
+  assert trained == [("imp", 0), ("imp", 1), ("random_mask", 1), ("reinit", 1)]
+  by_arm = {(r["arm"], r["round"]): r for r in results["runs"]}
+  # LeNet at 20/20/10% on 64 inputs: 19,200 + 30,000 + 1,000 weights.
+  layers = by_arm[("imp", 1)]["layers"]
+  assert [layers[f"fc{i}/kernel"]["kept"] for i in (1, 2, 3)] == [
+    15_360,
+    24_000,
+    900,
+  ]
+  for arm in ("reinit", "random_mask"):
+    assert by_arm[(arm, 1)]["layers"] == layers
+  for r in results["runs"]:
+    assert 0 <= r["early_stop_step"] <= 100
+    assert 0.0 <= r["early_stop_test_accuracy"] <= 1.0
+  lines = (workdir / "metrics.jsonl").read_text().splitlines()
+  assert len(lines) == 4 * 5  # steps 0, 25, ..., 100 of four trainings
+
+
+def test_rerun_skips_finished_work_and_retrains_missing_rounds(quick_run):
+  workdir, _ = quick_run
+  before = json.loads((workdir / "results.json").read_text())
+  metrics = (workdir / "metrics.jsonl").read_text()
+  os.remove(workdir / "seed0" / "reinit_round01.json")
+  after = lottery.run(_config("lenet300_digits", "quick"), str(workdir))
+  assert after == before
+  assert (workdir / "metrics.jsonl").read_text() == metrics
+
+
+def test_a_different_config_is_refused(quick_run):
+  workdir, _ = quick_run
+  config = _config("lenet300_digits", "quick")
+  config.train.steps = 50
+  with pytest.raises(ValueError, match=r"different config.*train.steps"):
+    lottery.run(config, str(workdir))
+
+
+@pytest.mark.parametrize(
+  "name",
+  [
+    "lenet300_digits",
+    "lenet300_mnist",
+    "lenet300_fashion_mnist",
+    "lenet300_fashion_mnist_global",
+    "conv2_fashion_mnist",
+    "conv4_fashion_mnist",
+    "conv6_fashion_mnist",
+  ],
+)
+def test_configs_load_with_their_quick_preset(name):
+  for arg in (None, "quick"):
+    config = _config(name, arg)
+    assert set(config) == {
+      "dataset",
+      "model",
+      "optimizer",
+      "train",
+      "pruning",
+      "rounds",
+      "rewind_step",
+      "arms",
+      "seeds",
+    }
+  with pytest.raises(ValueError, match="quick"):
+    _config(name, "nonsense")
