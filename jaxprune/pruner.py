@@ -72,6 +72,8 @@ def check_finite(named_scores: dict[str, jax.Array]) -> jax.Array:
     ValueError: eagerly, naming the first leaf with NaN or infinity.
   """
   paths = list(named_scores)
+  if not paths:
+    return jnp.zeros((), jnp.int32)
   bad = jnp.array(
     [~jnp.all(jnp.isfinite(named_scores[p])) for p in paths], bool
   ).reshape(-1)

@@ -1,5 +1,8 @@
 """Pruning algorithms, each a factory returning a pruner value."""
 
+from jaxprune.algorithms.dst import granet as granet
+from jaxprune.algorithms.dst import rigl as rigl
+from jaxprune.algorithms.dst import set_ as set_
 from jaxprune.algorithms.fixed import fixed as fixed
 from jaxprune.algorithms.magnitude import global_magnitude as global_magnitude
 from jaxprune.algorithms.magnitude import gradual_magnitude as gradual_magnitude
@@ -14,5 +17,8 @@ ALGORITHMS = {
   "gradual_magnitude": gradual_magnitude,
   "random": random,
   "saliency": saliency,
+  "granet": granet,
+  "rigl": rigl,
+  "set": set_,
 }
 """Factories by name, as `jaxprune.create` looks them up."""
