@@ -19,35 +19,24 @@ here) to low densities and the controls to fall below it earlier. `:quick`:
 
 import ml_collections
 
+from configs.lottery.base import preset, recipe
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """The config; `arg='quick'` gives a short smoke run."""
-  config = ml_collections.ConfigDict()
-  config.dataset = dict(name="fashion_mnist", seed=0)
-  config.model = dict(name="conv2")
-  config.optimizer = dict(name="adam", learning_rate=2e-4)
-  config.train = dict(
-    steps=5000,
-    batch_size=60,
-    eval_every=500,
-    steps_per_dispatch=1,
-    checkpoint_every=1000,
-    eval_batch_size=1000,
-  )
   # The LTH paper's rates for Conv2: conv 10%, dense 20%, output 10%.
-  config.pruning = dict(
-    rate=0.2, rates={"conv": 0.1, "fc3": 0.1}, layerwise=True, exclude=()
+  return preset(
+    recipe(
+      dataset="fashion_mnist",
+      model="conv2",
+      learning_rate=2e-4,
+      eval_every=500,
+      steps_per_dispatch=1,
+      rates={"conv": 0.1, "fc3": 0.1},
+      rounds=8,
+    ),
+    arg,
+    steps=20,
+    eval_every=10,
+    checkpoint_every=10,
   )
-  config.rounds = 8
-  config.rewind_step = 0
-  config.arms = ("imp", "reinit", "random_mask")
-  config.seeds = (0,)
-  if arg == "quick":
-    config.train.steps = 20
-    config.train.eval_every = 10
-    config.train.checkpoint_every = 10
-    config.rounds = 2
-    config.seeds = (0,)
-  elif arg:
-    raise ValueError(f"unknown preset {arg!r}; known: 'quick'")
-  return config

@@ -14,32 +14,21 @@ iterations) is the smoke test, about 10 s.
 
 import ml_collections
 
+from configs.lottery.base import preset, recipe
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  """The config; `arg='quick'` gives a seconds-long smoke run."""
-  config = ml_collections.ConfigDict()
-  config.dataset = dict(name="digits", seed=0)
-  config.model = dict(name="lenet300")
-  config.optimizer = dict(name="adam", learning_rate=1.2e-3)
-  config.train = dict(
-    steps=300,
-    batch_size=60,
-    eval_every=25,
-    steps_per_dispatch=25,
-    checkpoint_every=100,
-    eval_batch_size=500,
-  )
+  """The config; `arg='quick'` gives a short smoke run."""
   # The LTH paper's layerwise rates: 20% of hidden, 10% of output weights.
-  config.pruning = dict(
-    rate=0.2, rates={"fc3": 0.1}, layerwise=True, exclude=()
+  return preset(
+    recipe(
+      dataset="digits",
+      steps=300,
+      eval_every=25,
+      steps_per_dispatch=25,
+      checkpoint_every=100,
+      eval_batch_size=500,
+    ),
+    arg,
+    steps=100,
   )
-  config.rounds = 16
-  config.rewind_step = 0
-  config.arms = ("imp", "reinit", "random_mask")
-  config.seeds = (0,)
-  if arg == "quick":
-    config.train.steps = 100
-    config.rounds = 2
-  elif arg:
-    raise ValueError(f"unknown preset {arg!r}; known: 'quick'")
-  return config

@@ -14,34 +14,21 @@ accuracy far down, fc2 pruned faster than fc1 late in the run.
 
 import ml_collections
 
+from configs.lottery.base import preset, recipe
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """The config; `arg='quick'` gives a short smoke run."""
-  config = ml_collections.ConfigDict()
-  config.dataset = dict(name="fashion_mnist", seed=0)
-  config.model = dict(name="lenet300")
-  config.optimizer = dict(name="adam", learning_rate=1.2e-3)
-  config.train = dict(
-    steps=5000,
-    batch_size=60,
-    eval_every=250,
-    steps_per_dispatch=250,
-    checkpoint_every=1000,
-    eval_batch_size=1000,
-  )
   # open_lth: global 20% per level, the output layer ignored.
-  config.pruning = dict(rate=0.2, rates={}, layerwise=False, exclude=("fc3",))
-  config.rounds = 16
-  config.rewind_step = 0
-  config.arms = ("imp", "reinit", "random_mask")
-  config.seeds = (0, 1)
-  if arg == "quick":
-    config.train.steps = 500
-    config.train.eval_every = 250
-    config.train.steps_per_dispatch = 250
-    config.train.checkpoint_every = 250
-    config.rounds = 2
-    config.seeds = (0,)
-  elif arg:
-    raise ValueError(f"unknown preset {arg!r}; known: 'quick'")
-  return config
+  return preset(
+    recipe(
+      dataset="fashion_mnist",
+      rates={},
+      layerwise=False,
+      exclude=("fc3",),
+      seeds=(0, 1),
+    ),
+    arg,
+    steps=500,
+    checkpoint_every=250,
+  )

@@ -16,36 +16,15 @@ Carbin 2019, Figure 3): about 98% test accuracy dense, tickets at 51.3% and
 
 import ml_collections
 
+from configs.lottery.base import preset, recipe
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """The config; `arg='quick'` gives a short smoke run."""
-  config = ml_collections.ConfigDict()
-  config.dataset = dict(name="mnist", seed=0)
-  config.model = dict(name="lenet300")
-  config.optimizer = dict(name="adam", learning_rate=1.2e-3)
-  config.train = dict(
-    steps=50_000,
-    batch_size=60,
-    eval_every=250,
-    steps_per_dispatch=250,
-    checkpoint_every=5000,
-    eval_batch_size=1000,
-  )
   # The LTH paper's layerwise rates: 20% of hidden, 10% of output weights.
-  config.pruning = dict(
-    rate=0.2, rates={"fc3": 0.1}, layerwise=True, exclude=()
+  return preset(
+    recipe(dataset="mnist", steps=50_000, checkpoint_every=5000),
+    arg,
+    steps=500,
+    checkpoint_every=250,
   )
-  config.rounds = 16
-  config.rewind_step = 0
-  config.arms = ("imp", "reinit", "random_mask")
-  config.seeds = (0,)
-  if arg == "quick":
-    config.train.steps = 500
-    config.train.eval_every = 250
-    config.train.steps_per_dispatch = 250
-    config.train.checkpoint_every = 250
-    config.rounds = 2
-    config.seeds = (0,)
-  elif arg:
-    raise ValueError(f"unknown preset {arg!r}; known: 'quick'")
-  return config
