@@ -107,6 +107,9 @@ class MetricsLog:
   Args:
     workdir: the run's directory.
     key_fields: the fields that identify a record.
+
+  Attributes:
+    records: every record in the file, in order, for plots.
   """
 
   def __init__(self, workdir: str, key_fields: Iterable[str]):
@@ -121,6 +124,7 @@ class MetricsLog:
           except json.JSONDecodeError:
             break
       write_text(self.path, "".join(json.dumps(r) + "\n" for r in records))
+    self.records = records
     self._seen = {self._key(r) for r in records}
 
   def _key(self, record: dict) -> tuple:
@@ -132,6 +136,7 @@ class MetricsLog:
     if key in self._seen:
       return False
     self._seen.add(key)
+    self.records.append(record)
     with open(self.path, "a") as f:
       f.write(json.dumps(record) + "\n")
     return True

@@ -30,7 +30,7 @@ from jaxprune.data import Dataset
 from jaxprune.train import evaluation
 from jaxprune.train.checkpoints import Checkpoints
 from jaxprune.train.order import batch_indices
-from jaxprune.transform import forward, masks_of, set_masks, wrap
+from jaxprune.transform import check, forward, masks_of, set_masks, wrap
 
 
 @flax.struct.dataclass
@@ -186,6 +186,7 @@ class Trainer:
     *,
     seed: int,
     step: int = 0,
+    key: jax.Array | None = None,
   ) -> TrainState:
     """A state at `step` with a fresh optimizer state and `masks`.
 
@@ -195,6 +196,8 @@ class Trainer:
       masks: masks to train under (default: the pruner's initial ones).
       seed: the data order's seed.
       step: the data and learning-rate position to start from.
+      key: the pruner's `jax.random` key (random masks, SET growth); by
+        default the one `jaxprune.wrap` was given (none: all zeros).
 
     Returns:
       The state, its params multiplied by the masks.
@@ -203,6 +206,8 @@ class Trainer:
     opt_state = self.tx.init(params)
     if masks is not None:
       opt_state = set_masks(opt_state, masks)
+    if key is not None:
+      opt_state = opt_state.replace(key=jax.random.key_data(key))
     return TrainState(
       step=jnp.asarray(step, jnp.int32),
       seed=jnp.asarray(seed, jnp.int32),
@@ -344,6 +349,7 @@ class Trainer:
         if step % self.eval_every and step != num_steps:
           continue
         record = {"step": step, "train_loss": float(np.mean(losses))}
+        check(state.opt_state)
         history.append({**record, **self.evaluate(state)})
         losses = []
         callback(history[-1])

@@ -1,0 +1,310 @@
+"""Sparse-training experiments: one method, trained once per seed.
+
+For each seed in `config.seeds`, the model trains for `config.train.steps`
+steps under `jaxprune.create(config.pruner)`: dense ('fixed' with no
+`prune_at_init`), static random masks, gradual magnitude pruning, SET,
+RigL, GraNet, or any pruner `jaxprune.create` knows. With `prune_at_init`,
+masks are computed once from the initial params (SNIP, GraSP, SynFlow) and
+the model trains under them with the 'fixed' pruner.
+
+Config keys (see `configs/sparse/`), each used as named:
+  name: the method's label in results and reports.
+  dataset.name, dataset.seed: `jaxprune.data.load(name, seed=seed)`.
+  model.name: `jaxprune.models.get(name, num_classes=...)`.
+  pruner: `jaxprune.create(pruner)`, an `algorithm` and its factory's
+    arguments.
+  prune_at_init (optional, with pruner.algorithm 'fixed'): `batches`, the
+    number of training batches scored (the first of the seed's data
+    order); `shuffle`, whether each leaf's kept positions are then moved at
+    random (`lottery.shuffle`: the layerwise-shuffle control); every other
+    key is a `jaxprune.algorithms.pai.prune_at_init` argument (method,
+    sparsity, iterations, distribution, min_fraction).
+  optimizer.name, optimizer.learning_rate, any other optimizer.*: the optax
+    factory `optax.<name>(learning_rate=..., **others)`.
+  schedule.name, any other schedule.*: 'constant', or the optax schedule
+    `optax.<name>(init_value=optimizer.learning_rate, **others)` (e.g.
+    'cosine_decay_schedule' with decay_steps; 'exponential_decay' with
+    staircase=True for step decay).
+  weight_decay: coupled L2 added to the gradient before the optimizer
+    (`optax.add_decayed_weights`); 0 adds nothing.
+  train.steps, train.batch_size, train.eval_every, train.steps_per_dispatch,
+    train.checkpoint_every, train.eval_batch_size: the training length and
+    the `jaxprune.train.Trainer` arguments of the same names.
+  early_stop_from: the early-stopping evaluation is the one of minimum
+    validation loss at this step or later (gradual methods: where pruning
+    ends, so that it is taken at the final sparsity).
+  sparsity (optional): the target the method's keys refer to; recorded in
+    the results as `target_sparsity` (0 without it).
+  seeds: replicates; a seed sets the initialisation, the data order and the
+    pruner's random key.
+
+The workdir holds config.json, metrics.jsonl (every evaluation),
+results.json, curves.png (validation loss and test accuracy against the
+step) and, per seed, `seed<n>/result.json` once that seed is done, its
+checkpoints while it trains, and its wall time so far (`wall_time_s`:
+prune-at-init scoring, compilation and evaluation included, summed over
+resumes). A rerun skips finished seeds and resumes an interrupted one from
+its latest checkpoint.
+`jaxprune.check` runs on the optimizer state at every checkpoint, so a
+pruner that met non-finite scores stops the run naming the leaf.
+"""
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+import tqdm
+
+from jaxprune.algorithms import lottery, pai
+from jaxprune.api import create
+from jaxprune.core.summary import summary
+from jaxprune.data import load
+from jaxprune.experiments import sparse_report
+from jaxprune.experiments import workdir as wd
+from jaxprune.models import get as get_model
+from jaxprune.train import Trainer, TrainState, batch_indices
+from jaxprune.transform import check, masks_of
+
+RESULTS = "results.json"
+PLOT = "curves.png"
+SEED_RESULT = "result.json"
+WALL_TIME = "wall_time.json"
+
+
+def _check(config: ml_collections.ConfigDict) -> None:
+  if not config.seeds:
+    raise ValueError("config.seeds is empty: give at least one seed")
+  if not 0 <= config.early_stop_from <= config.train.steps:
+    raise ValueError(
+      f"config.early_stop_from = {config.early_stop_from}: expected a step "
+      f"in [0, train.steps = {config.train.steps}]"
+    )
+  if "prune_at_init" in config and config.pruner.algorithm != "fixed":
+    raise ValueError(
+      f"config.prune_at_init needs pruner.algorithm 'fixed' to train under "
+      f"its masks; got {config.pruner.algorithm!r}"
+    )
+
+
+def _label(config: ml_collections.ConfigDict) -> str:
+  """The method's name in reports: `config.name`, marked when the
+  prune-at-init masks are shuffled."""
+  if config.get("prune_at_init", {}).get("shuffle", False):
+    return f"{config.name} (layerwise shuffle)"
+  return config.name
+
+
+def _optimizer(config) -> Callable[..., optax.GradientTransformation]:
+  settings = config.optimizer.to_dict()
+  factory = getattr(optax, settings.pop("name"))
+  del settings["learning_rate"]  # the trainer sets it every step
+  decay = config.weight_decay
+
+  def optimizer(learning_rate):
+    tx = factory(learning_rate=learning_rate, **settings)
+    return optax.chain(optax.add_decayed_weights(decay), tx) if decay else tx
+
+  return optimizer
+
+
+def _learning_rate(config) -> float | optax.Schedule:
+  settings = config.schedule.to_dict()
+  name = settings.pop("name")
+  if name == "constant":
+    if settings:
+      raise ValueError(
+        f"config.schedule: 'constant' takes no settings; got {settings}"
+      )
+    return config.optimizer.learning_rate
+  return getattr(optax, name)(
+    init_value=config.optimizer.learning_rate, **settings
+  )
+
+
+def _trainer(config, dataset, pruner) -> Trainer:
+  t = config.train
+  return Trainer(
+    get_model(config.model.name, num_classes=dataset.num_classes),
+    dataset,
+    pruner=pruner,
+    optimizer=_optimizer(config),
+    learning_rate=_learning_rate(config),
+    batch_size=t.batch_size,
+    eval_every=t.eval_every,
+    steps_per_dispatch=t.steps_per_dispatch,
+    checkpoint_every=t.checkpoint_every,
+    eval_batch_size=t.eval_batch_size,
+  )
+
+
+def _masks_at_init(settings, trainer, variables, policy, seed, key):
+  """Prune-at-init masks on the first training batches of `seed`."""
+  settings = settings.to_dict()
+  count = settings.pop("batches")
+  shuffle = settings.pop("shuffle")
+  train = trainer.dataset.train
+  indices = batch_indices(seed, len(train.labels), trainer.batch_size, 0, count)
+  batches = [
+    (jnp.asarray(train.images[i]), jnp.asarray(train.labels[i]))
+    for i in indices
+  ]
+  apply_fn = lambda params, x: trainer.model.apply(
+    {**variables, "params": params}, x, train=False
+  )
+  masks = pai.prune_at_init(
+    variables["params"],
+    apply_fn=apply_fn,
+    batches=batches,
+    policy=policy,
+    **settings,
+  )
+  return lottery.shuffle(masks, key) if shuffle else masks
+
+
+def _start(config, trainer, pruner, seed) -> TrainState:
+  """Step 0 of `seed`: its initialisation, masks and pruner key."""
+  key = jax.random.key(seed)
+  variables = trainer.init_variables(jax.random.fold_in(key, 0))
+  masks = None
+  if "prune_at_init" in config:
+    masks = _masks_at_init(
+      config.prune_at_init,
+      trainer,
+      variables,
+      pruner.policy,
+      seed,
+      jax.random.fold_in(key, 2),
+    )
+  state = trainer.init(
+    variables, masks, seed=seed, key=jax.random.fold_in(key, 1)
+  )
+  # Committed to a device like a restored checkpoint, so that the compiled
+  # step serves both (`_train` restores one at every checkpoint).
+  return jax.device_put(state, jax.devices()[0])
+
+
+def _train(config, trainer, pruner, seed, directory, callback) -> dict:
+  """Trains one seed to the end, checkpoint by checkpoint; its record."""
+  clock = os.path.join(directory, WALL_TIME)
+  seconds = 0.0
+  if os.path.exists(clock):
+    with open(clock) as f:
+      seconds = json.load(f)["seconds"]
+  steps, every = config.train.steps, config.train.checkpoint_every
+  checkpoints = os.path.join(directory, "checkpoints")
+  begin = time.perf_counter()
+  state = _start(config, trainer, pruner, seed)
+  # Segments end at checkpoints, where `check` reads the pruner's state
+  # back; each `fit` resumes from the checkpoint the previous one wrote.
+  while True:
+    stop = min((int(state.step) // every + 1) * every, steps)
+    result = trainer.fit(
+      state, stop, checkpoint_dir=checkpoints, callback=callback
+    )
+    state = result.state
+    now = time.perf_counter()
+    seconds, begin = seconds + now - begin, now
+    wd.write_json(clock, {"seconds": seconds})
+    check(state.opt_state)
+    if int(state.step) >= steps:
+      break
+  candidates = [
+    r for r in result.history if r["step"] >= config.early_stop_from
+  ]
+  early = min(candidates, key=lambda r: r["val_loss"])
+  counts = summary(masks_of(state.opt_state))
+  return {
+    "final_step": result.final["step"],
+    "final_test_accuracy": result.final["test_accuracy"],
+    "early_stop_step": early["step"],
+    "early_stop_val_loss": early["val_loss"],
+    "early_stop_test_accuracy": early["test_accuracy"],
+    "sparsity": counts.sparsity,
+    "kept": counts.kept,
+    "size": counts.size,
+    "layers": {
+      r.path: {"kept": r.kept, "size": r.size, "sparsity": r.sparsity}
+      for r in counts.rows
+    },
+    "wall_time_s": seconds,
+  }
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Runs (or resumes) a sparse-training experiment in `workdir`.
+
+  Args:
+    config: see the module docstring and `configs/sparse/`.
+    workdir: where everything is written; rerunning resumes.
+
+  Returns:
+    The content of results.json: `method` (`config.name`, marked
+    '(layerwise shuffle)' for shuffled prune-at-init masks),
+    `target_sparsity`, `model`, `dataset`, `runs` (per seed: test accuracy
+    at the end and at early stop, the early-stop step, the final masks'
+    sparsity overall and per layer, training seconds) and `summary`
+    (`sparse_report.summarize`).
+
+  Raises:
+    ValueError: for a bad config, a workdir holding another config, or
+      non-finite pruning scores (naming the leaf).
+    FloatingPointError: on a non-finite training loss.
+  """
+  _check(config)
+  wd.check_config(workdir, config)
+  # Setup: data, pruner, trainer (compiled once for every seed).
+  dataset = load(config.dataset.name, seed=config.dataset.seed)
+  pruner = create(config.pruner)
+  trainer = _trainer(config, dataset, pruner)
+  steps = config.train.steps
+  log = wd.MetricsLog(workdir, ("seed", "step"))
+  bar = tqdm.tqdm(total=len(config.seeds) * steps, unit="step")
+  runs = []
+  # Seeds: finished ones are read back, the others trained or resumed.
+  with bar:
+    for index, seed in enumerate(config.seeds):
+      directory = os.path.join(workdir, f"seed{seed}")
+      done = os.path.join(directory, SEED_RESULT)
+      if os.path.exists(done):
+        with open(done) as f:
+          runs.append(json.load(f))
+        continue
+      os.makedirs(directory, exist_ok=True)
+
+      def progress(record, seed=seed, index=index):
+        log.write({"seed": seed, **record})
+        bar.n = index * steps + record["step"]
+        bar.set_postfix(
+          seed=seed,
+          loss=f"{record['val_loss']:.3f}",
+          acc=f"{record['test_accuracy']:.4f}",
+        )
+
+      record = _train(config, trainer, pruner, seed, directory, progress)
+      runs.append({"seed": seed, **record})
+      wd.write_json(done, runs[-1])
+      shutil.rmtree(os.path.join(directory, "checkpoints"))
+  # Results: per seed and over seeds, and the training curves.
+  results = {
+    "method": _label(config),
+    "target_sparsity": config.get("sparsity", 0.0),
+    "model": config.model.name,
+    "dataset": config.dataset.name,
+    "runs": runs,
+    "summary": sparse_report.summarize(runs),
+  }
+  wd.write_json(os.path.join(workdir, RESULTS), results)
+  sparse_report.curves(
+    log.records,
+    os.path.join(workdir, PLOT),
+    title=f"{results['method']}: {config.model.name} on {config.dataset.name}",
+    early_stop_from=config.early_stop_from,
+  )
+  return results

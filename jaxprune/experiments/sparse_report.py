@@ -1,0 +1,236 @@
+"""Sparse-training results: summaries over seeds, tables and plots.
+
+Collects the results.json of several `jaxprune.experiments.sparse` workdirs
+into one comparison, method by target sparsity:
+
+  python -m jaxprune.experiments.sparse_report /tmp/sparse_* \
+    --out results.md --plot accuracy.png
+
+Spreads are sample standard deviations over seeds (0 for one seed).
+"""
+
+import argparse
+import collections
+import json
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+METRICS = (
+  "final_test_accuracy",
+  "early_stop_test_accuracy",
+  "early_stop_step",
+  "sparsity",
+  "wall_time_s",
+)
+ACCURACIES = {
+  "final_test_accuracy": "final test accuracy",
+  "early_stop_test_accuracy": "test accuracy at early stop",
+}
+
+
+def summarize(runs: list[dict]) -> dict:
+  """`seeds`, and the mean, standard deviation, min and max of each metric.
+
+  >>> s = summarize([{'seed': s, 'final_test_accuracy': a,
+  ...   'early_stop_test_accuracy': a, 'early_stop_step': 10, 'sparsity': 0.9,
+  ...   'wall_time_s': 1.0} for s, a in ((0, 0.8), (1, 0.9))])
+  >>> s['seeds'], round(s['final_test_accuracy']['mean'], 6)
+  ([0, 1], 0.85)
+  """
+  out = {"seeds": sorted(r["seed"] for r in runs)}
+  for metric in METRICS:
+    values = np.array([r[metric] for r in runs], np.float64)
+    out[metric] = {
+      "mean": float(values.mean()),
+      "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+      "min": float(values.min()),
+      "max": float(values.max()),
+    }
+  return out
+
+
+def collect(workdirs: list[str]) -> list[dict]:
+  """One row per (method, target sparsity) over the workdirs' results.json.
+
+  Runs of the same method and target from several workdirs are pooled.
+
+  Returns:
+    Rows sorted by method then target: `method`, `target_sparsity`,
+    `workdirs`, and `summarize`'s fields.
+
+  Raises:
+    ValueError: if the workdirs hold several models or datasets, or one
+      seed twice for a method and target.
+  """
+  groups = collections.defaultdict(lambda: ([], []))
+  setups = set()
+  for workdir in workdirs:
+    with open(os.path.join(workdir, "results.json")) as f:
+      results = json.load(f)
+    setups.add((results["model"], results["dataset"]))
+    runs, dirs = groups[(results["method"], results["target_sparsity"])]
+    seen = {r["seed"] for r in runs} & {r["seed"] for r in results["runs"]}
+    if seen:
+      raise ValueError(
+        f"{workdir} repeats seeds {sorted(seen)} of {dirs} for "
+        f"{results['method']} at sparsity {results['target_sparsity']}"
+      )
+    runs.extend(results["runs"])
+    dirs.append(workdir)
+  if len(setups) > 1:
+    raise ValueError(
+      f"the workdirs hold several (model, dataset) pairs: {sorted(setups)}; "
+      "compare one at a time"
+    )
+  return [
+    {
+      "method": method,
+      "target_sparsity": target,
+      "workdirs": dirs,
+      **summarize(runs),
+    }
+    for (method, target), (runs, dirs) in sorted(groups.items())
+  ]
+
+
+def _percent(stats: dict) -> str:
+  return f"{100 * stats['mean']:.2f} ± {100 * stats['std']:.2f}"
+
+
+def pivot(rows: list[dict], metric: str = "final_test_accuracy") -> str:
+  """A Markdown table of an accuracy in %, methods by target sparsity."""
+  targets = sorted({r["target_sparsity"] for r in rows})
+  cells = {(r["method"], r["target_sparsity"]): r for r in rows}
+  methods = list(dict.fromkeys(r["method"] for r in rows))
+  lines = [
+    f"| {ACCURACIES[metric]} (%) | "
+    + " | ".join(f"sparsity {t:g}" for t in targets)
+    + " |",
+    "|---|" + "---:|" * len(targets),
+  ]
+  for m in methods:
+    row = [
+      _percent(cells[(m, t)][metric]) if (m, t) in cells else ""
+      for t in targets
+    ]
+    lines.append(f"| {m} | " + " | ".join(row) + " |")
+  return "\n".join(lines) + "\n"
+
+
+def details(rows: list[dict]) -> str:
+  """A Markdown table with one line per row: measured sparsity, seeds,
+  both accuracies, early-stop step and training time."""
+  lines = [
+    "| method | target | sparsity | seeds | final test acc. (%) "
+    "| test acc. at early stop (%) | early-stop step | train time (s) |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|",
+  ]
+  for r in rows:
+    lines.append(
+      f"| {r['method']} | {r['target_sparsity']:g} "
+      f"| {r['sparsity']['mean']:.4f} | {len(r['seeds'])} "
+      f"| {_percent(r['final_test_accuracy'])} "
+      f"| {_percent(r['early_stop_test_accuracy'])} "
+      f"| {r['early_stop_step']['mean']:.0f} "
+      f"| {r['wall_time_s']['mean']:.1f} |"
+    )
+  return "\n".join(lines) + "\n"
+
+
+def markdown(rows: list[dict]) -> str:
+  """Both accuracy pivots and the detail table."""
+  return "\n".join([pivot(rows, m) for m in ACCURACIES] + [details(rows)])
+
+
+def plot(rows: list[dict], path: str, title: str = "") -> None:
+  """Test accuracy (final, at early stop) against the percentage of weights
+  remaining (log axis), one line per method, error bars spanning one
+  standard deviation; dense runs (target 0) are a dashed line."""
+  fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+  methods = dict.fromkeys(r["method"] for r in rows)
+  for ax, metric in zip(axes, ACCURACIES, strict=True):
+    for method in methods:
+      mine = sorted(
+        (r for r in rows if r["method"] == method),
+        key=lambda r: r["target_sparsity"],
+      )
+      mean = [100 * r[metric]["mean"] for r in mine]
+      std = [100 * r[metric]["std"] for r in mine]
+      if all(r["target_sparsity"] == 0 for r in mine):
+        ax.axhline(mean[0], color="gray", linestyle="--", label=method)
+        continue
+      x = [100 * (1 - r["sparsity"]["mean"]) for r in mine]
+      ax.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=method)
+    ax.set_xscale("log")
+    ax.invert_xaxis()
+    ax.set_xlabel("% of weights remaining")
+    ax.set_ylabel(f"{ACCURACIES[metric]} (%)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.xaxis.set_major_formatter(
+      matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+    )
+  axes[0].legend(fontsize="small")
+  if title:
+    fig.suptitle(title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def curves(
+  records: list[dict], path: str, title: str = "", early_stop_from: int = 0
+) -> None:
+  """Validation loss and test accuracy against the step, one line per seed
+  (`records` as in metrics.jsonl); a dotted line marks `early_stop_from`."""
+  fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+  panels = [
+    (axes[0], "val_loss", "validation loss", 1),
+    (axes[1], "test_accuracy", "test accuracy (%)", 100),
+  ]
+  for seed in sorted({r["seed"] for r in records}):
+    mine = sorted(
+      (r for r in records if r["seed"] == seed), key=lambda r: r["step"]
+    )
+    for ax, key, _, factor in panels:
+      steps = [r["step"] for r in mine]
+      ax.plot(steps, [factor * r[key] for r in mine], label=f"seed {seed}")
+  for ax, _, ylabel, _ in panels:
+    if early_stop_from:
+      ax.axvline(early_stop_from, color="gray", linestyle=":")
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+  axes[1].legend()
+  if title:
+    fig.suptitle(title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+  """The command line: workdirs in, Markdown and plot out."""
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("workdirs", nargs="+", help="sparse-training workdirs")
+  parser.add_argument("--out", help="Markdown file (default: print it)")
+  parser.add_argument("--plot", help="PNG of accuracy against sparsity")
+  parser.add_argument("--title", default="", help="the plot's title")
+  args = parser.parse_args(argv)
+  rows = collect(args.workdirs)
+  text = markdown(rows)
+  if args.out:
+    with open(args.out, "w") as f:
+      f.write(text)
+  else:
+    print(text, end="")
+  if args.plot:
+    plot(rows, args.plot, title=args.title)
+
+
+if __name__ == "__main__":
+  main()
