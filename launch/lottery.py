@@ -21,13 +21,15 @@ _WORKDIR = flags.DEFINE_string(
   "workdir", None, "Directory holding the run's outputs; reruns resume."
 )
 flags.mark_flags_as_required(["config", "workdir"])
-# Library INFO logs (orbax writes several per checkpoint) need --verbosity=0.
-flags.FLAGS.set_default("verbosity", logging.WARNING)
 
 
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  # Library INFO logs (orbax writes several per checkpoint) only when asked
+  # for with --verbosity=0; absl.app.run resets a changed default.
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)
   lottery.run(_CONFIG.value, _WORKDIR.value)
   workdir = _WORKDIR.value
   print(f"plot:    {os.path.join(workdir, lottery.PLOT)}")
