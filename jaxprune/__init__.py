@@ -15,6 +15,7 @@ from jaxprune.transform import check as check
 from jaxprune.transform import forward as forward
 from jaxprune.transform import masks_of as masks_of
 from jaxprune.transform import set_masks as set_masks
+from jaxprune.transform import state_of as state_of
 from jaxprune.transform import wrap as wrap
 
 __version__ = "0.1.0"

@@ -99,7 +99,8 @@ def wrap(
 
   Returns:
     A transformation whose `update(grads, state, params)` needs params; the
-    gradient must be taken with respect to `jaxprune.forward(params, state)`.
+    loss must be computed on `jaxprune.forward(params, state)` and
+    differentiated through it (see `forward`).
 
   >>> import jax, jax.numpy as jnp, optax, jaxprune
   >>> params = {'w': jnp.arange(1.0, 9.0).reshape(2, 4)}
@@ -170,7 +171,12 @@ def wrap(
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
-def _find(state: Any) -> PruneState:
+def state_of(state: Any) -> PruneState:
+  """The `PruneState` inside an optimizer state (e.g. within a chain).
+
+  Raises:
+    ValueError: if there is none.
+  """
   found = [
     s
     for s in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, PruneState))
@@ -193,7 +199,7 @@ def set_masks(state: Any, masks: Masks) -> Any:
   Raises:
     ValueError: if `masks` does not match the masks already held.
   """
-  s = _find(state)
+  s = state_of(state)
   old = jax.tree.leaves_with_path(s.masks, is_leaf=lambda x: x is None)
   new_leaves = jax.tree.leaves_with_path(masks, is_leaf=lambda x: x is None)
   describe = lambda leaves: [
@@ -220,10 +226,13 @@ def set_masks(state: Any, masks: Masks) -> Any:
 def forward(params: Params, state: Any) -> Params:
   """The parameters the forward pass must use (identity for hard masks).
 
-  Take the loss gradient with respect to these: it is the dense gradient
-  that gradient-based growth and saliency need.
+  Differentiate the loss through it,
+  `jax.grad(lambda p: loss(jaxprune.forward(p, state)))(params)`: for hard
+  masks it is the identity, so this is the dense gradient that growth and
+  saliency need; for soft masks (PDP) the gradient also flows through the
+  mask.
   """
-  s = _find(state)
+  s = state_of(state)
   return s.pruner.forward(params, s.masks, s.aux)
 
 
@@ -238,7 +247,7 @@ def check(state: Any) -> None:
   Raises:
     ValueError: naming the leaf and the problem.
   """
-  s = _find(state)
+  s = state_of(state)
   check_fn = getattr(s.pruner, "check", None)
   if check_fn is not None:
     check_fn(s.masks, s.aux)
@@ -246,4 +255,4 @@ def check(state: Any) -> None:
 
 def masks_of(state: Any) -> Masks:
   """The current masks held in a wrapped optimizer's state."""
-  return _find(state).masks
+  return state_of(state).masks

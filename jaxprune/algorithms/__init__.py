@@ -7,6 +7,7 @@ from jaxprune.algorithms.fixed import fixed as fixed
 from jaxprune.algorithms.magnitude import global_magnitude as global_magnitude
 from jaxprune.algorithms.magnitude import gradual_magnitude as gradual_magnitude
 from jaxprune.algorithms.magnitude import magnitude as magnitude
+from jaxprune.algorithms.pdp import pdp as pdp
 from jaxprune.algorithms.random import random as random
 from jaxprune.algorithms.saliency import saliency as saliency
 
@@ -20,5 +21,6 @@ ALGORITHMS = {
   "granet": granet,
   "rigl": rigl,
   "set": set_,
+  "pdp": pdp,
 }
 """Factories by name, as `jaxprune.create` looks them up."""

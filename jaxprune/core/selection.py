@@ -3,9 +3,10 @@
 Scores are mapped to order-preserving unsigned keys (the float bit pattern,
 sign-folded). The k-th largest key is found by a search that only *counts*
 keys above a candidate, one pass over the data per candidate: a sorted
-strided sample brackets the answer, then safeguarded interpolation (with a
-bisection step every fourth pass) narrows the bracket until exactly k keys lie
-above it, or until it is one key wide. Typical data needs 5-10 passes; the
+strided sample (or a caller's guess, see `boundary`) brackets the answer,
+then safeguarded interpolation (with a bisection step every eighth pass)
+narrows the bracket until exactly k keys lie above it, or until it is one
+key wide. Typical data needs 5-10 passes; the
 worst case is bounded by the bisection steps (about 4 x 32 passes).
 
 Rounding and ties, the rules every count in jaxprune follows:
@@ -96,7 +97,7 @@ def _sample(keys: list[_Keys], skip: jax.Array):
   return jnp.sort(jnp.concatenate(parts)), stride
 
 
-def _threshold(keys, k, total, skip):
+def _threshold(keys, k, total, skip, start=None):
   """Largest key t with count(keys >= t) >= k, with count(>= t) and, when
   that exceeds k, count(> t).
 
@@ -106,18 +107,15 @@ def _threshold(keys, k, total, skip):
   between weighted counts; the weight of an end that has not moved for two
   guesses is halved (the Illinois rule), and after three one-sided moves the
   key next to the stuck end is tried, which settles ties in one pass.
+
+  The opening guesses come from a sorted sample, or from `start`, a score
+  `(value, step)` near the answer (see `_start_opening`).
   """
-  sample, stride = _sample(keys, skip)
-  size = sample.shape[0]
   kf = k.astype(jnp.float32)
-
-  def from_sample(pos):
-    return sample[jnp.clip(jnp.round(pos), 0, size - 1).astype(jnp.int32)]
-
-  # First guess: the sample's estimate of the k-th largest key. Second: the
-  # sample's CDF corrected by the first count, pushed a few standard errors
-  # past the answer so that the two guesses bracket it.
-  first = size - kf / stride
+  if start is None:
+    opening = _sample_opening(keys, k, skip)
+  else:
+    opening = _start_opening(k, *start)
 
   def cond(s):
     return (s["c_lo"] != k) & (s["hi"] - s["lo"] > 1)
@@ -130,11 +128,8 @@ def _threshold(keys, k, total, skip):
     guess = jnp.where(moves >= 3, lo + 1, guess)
     guess = jnp.where(moves <= -3, hi - 1, guess)
     guess = jnp.where(it % 8 == 7, lo + width // 2, guess)
-    miss = (s["c_first"] - k).astype(jnp.float32) / stride
-    push = 2.0 * jnp.sqrt(jnp.abs(miss)) + 1.0
-    second = from_sample(first + miss + jnp.sign(miss) * push)
-    guess = jnp.where(it == 1, second, guess)
-    guess = jnp.where(it == 0, from_sample(first), guess)
+    opens, first_guesses = opening(s)
+    guess = jnp.where(opens, first_guesses, guess)
     guess = jnp.clip(guess, lo + 1, hi - 1)
     c = _count_ge(keys, guess, skip)
     up = c >= k
@@ -173,6 +168,53 @@ def _threshold(keys, k, total, skip):
   s = jax.lax.while_loop(cond, body, init)
   # On an exact count no tie is split and count(> lo) is not needed.
   return s["lo"], s["c_lo"], jnp.where(s["c_lo"] == k, s["c_lo"], s["c_hi"])
+
+
+def _sample_opening(keys, k, skip):
+  """The first two guesses of `_threshold` from a sorted strided sample:
+  the sample's estimate of the k-th largest key, then the sample's CDF
+  corrected by the first count, pushed a few standard errors past the
+  answer so that the two guesses bracket it.
+
+  Returns `opening(state) -> (whether it guesses, its guess)`."""
+  sample, stride = _sample(keys, skip)
+  size = sample.shape[0]
+  first = size - k.astype(jnp.float32) / stride
+
+  def from_sample(pos):
+    return sample[jnp.clip(jnp.round(pos), 0, size - 1).astype(jnp.int32)]
+
+  def opening(s):
+    miss = (s["c_first"] - k).astype(jnp.float32) / stride
+    push = 2.0 * jnp.sqrt(jnp.abs(miss)) + 1.0
+    second = from_sample(first + miss + jnp.sign(miss) * push)
+    return s["it"] <= 1, jnp.where(s["it"] == 0, from_sample(first), second)
+
+  return opening
+
+
+def _start_opening(k, value, step):
+  """Guesses of `_threshold` from a score `value` near the answer: `value`
+  first, then, on the side the first count points to, `value + step` or
+  `value - step`, the distance growing 4-fold per pass (in keys) until the
+  answer is bracketed. Any guess is safe; a close one saves passes."""
+  origin = to_keys(value)
+  reach = (to_keys(value + jnp.abs(step)) - origin).astype(jnp.float32)
+  reach = jnp.maximum(reach, 1.0)
+
+  def opening(s):
+    it = s["it"].astype(jnp.float32)
+    up = s["c_first"] >= k
+    room = jnp.where(up, _TOP - origin, origin)
+    far = reach * 4.0 ** jnp.maximum(it - 1.0, 0.0)
+    shift = jnp.where(
+      far >= room.astype(jnp.float32), room, far.astype(jnp.uint32)
+    )
+    guess = jnp.where(up, origin + shift, origin - shift)
+    guess = jnp.where(s["it"] == 0, origin, guess)
+    return (s["lo"] == 0) | (s["hi"] == _TOP), guess
+
+  return opening
 
 
 def _masks_at(keys, k, skip, t, c_ge, c_gt):
@@ -237,6 +279,70 @@ def topk_mask(scores: jax.Array, k: jax.Array | int) -> jax.Array:
   if keys.size == 0:
     return jnp.zeros(scores.shape, bool)
   return _unprepare(_select([keys], k, jnp.zeros(1, bool))[0], keys)
+
+
+def boundary(
+  scores: jax.Array,
+  k: jax.Array | int,
+  guess: tuple[jax.Array, jax.Array] | None = None,
+) -> tuple[jax.Array, jax.Array]:
+  """The smallest score `topk_mask(scores, k)` keeps and the largest it
+  prunes: the k-th and (k+1)-th largest entries, equal under a tie.
+
+  The same sort-free search as `topk_mask` finds them, and no mask is
+  built: two more passes read the values next to the threshold.
+
+  Args:
+    scores: a float array without NaN.
+    k: entries kept, clipped to [0, size].
+    guess: optional `(value, step)` close to the k-th largest score (e.g.
+      the last answer, when the scores changed a little since). The search
+      then counts at `value`, then at `value + step` or `value - step`,
+      further each pass until the answer is bracketed, instead of sorting
+      a sample. The result is exact whatever the guess; a good one saves
+      the sort and some passes.
+
+  Returns:
+    `(kept_min, pruned_max)` as float32 scalars; `kept_min` is +inf when
+    `k` is 0 and `pruned_max` is -inf when nothing is pruned.
+
+  >>> import jax.numpy as jnp
+  >>> x = jnp.array([0.5, 2.0, 0.5, 0.5, 1.0])
+  >>> [float(v) for v in boundary(x, 2)], [float(v) for v in boundary(x, 3)]
+  ([1.0, 0.5], [0.5, 0.5])
+  """
+  keys = _prepare(scores)
+  n = keys.size
+  inf = jnp.float32(jnp.inf)
+  if n == 0:
+    return inf, -inf
+  k = jnp.clip(jnp.asarray(k, jnp.int32), 0, n)
+  first = jnp.maximum(k, 1)
+  start = None
+  if guess is not None:
+    start = tuple(jnp.asarray(g, jnp.float32) for g in guess)
+  t, c_ge, _ = _threshold([keys], first, n, jnp.zeros(1, bool), start)
+  # With a tie at t both values are t; else t lies in (next, first-th]
+  # (t is 0, the padding's key, when everything is kept). The second
+  # reduction reads the first's result: XLA:CPU runs sibling reductions
+  # fused into one loop, many times slower than apart.
+  rows, tie = keys.rows, c_ge > first
+  above = rows >= jnp.maximum(t, 1)
+  kth = jnp.min(jnp.min(jnp.where(above, rows, _TOP), axis=1))
+  kth = jnp.where(tie, t, kth)
+  below = jnp.max(jnp.max(jnp.where(rows < kth, rows, 0), axis=1))
+  after = _from_keys(jnp.where(tie, t, below))
+  kth = _from_keys(kth)
+  kept_min = jnp.where(k == 0, inf, kth)
+  pruned_max = jnp.where(k == 0, kth, jnp.where(k == n, -inf, after))
+  return kept_min, pruned_max
+
+
+def _from_keys(keys: jax.Array) -> jax.Array:
+  """Inverse of `to_keys`."""
+  positive = (keys >> 31) == 1
+  bits = jnp.where(positive, keys & np.uint32(0x7FFFFFFF), ~keys)
+  return jax.lax.bitcast_convert_type(bits, jnp.float32)
 
 
 def global_topk_masks(

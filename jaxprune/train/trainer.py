@@ -234,9 +234,15 @@ class Trainer:
       opt_state = _with_learning_rate(
         state.opt_state, self._schedule(state.step)
       )
-      grad_fn = jax.value_and_grad(self._loss, has_aux=True)
+
+      # The loss goes through `forward`, so soft masks (PDP) get their
+      # gradient too; for hard masks `forward` is the identity.
+      def loss_fn(params, *args):
+        return self._loss(forward(params, opt_state), *args)
+
+      grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
       (loss, batch_stats), grads = grad_fn(
-        forward(state.params, opt_state),
+        state.params,
         state.batch_stats,
         images[batch],
         labels[batch],
