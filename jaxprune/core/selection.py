@@ -5,9 +5,11 @@ sign-folded). The k-th largest key is found by a search that only *counts*
 keys above a candidate, one pass over the data per candidate: a sorted
 strided sample (or a caller's guess, see `boundary`) brackets the answer,
 then safeguarded interpolation (with a bisection step every eighth pass)
-narrows the bracket until exactly k keys lie above it, or until it is one
-key wide. Typical data needs 5-10 passes; the
-worst case is bounded by the bisection steps (about 4 x 32 passes).
+narrows the bracket until exactly k keys lie above it, until it is one key
+wide, or until it holds at most `_FEW` entries: then one more pass gathers
+the rows holding them and bisection on those rows alone finishes. Typical
+data needs 4-6 full passes; the worst case is bounded by the bisection
+steps (about 8 x 32 passes).
 
 Rounding and ties, the rules every count in jaxprune follows:
 - a leaf of n entries at sparsity s keeps `n - round(s * n)` entries, the
@@ -24,6 +26,7 @@ import numpy as np
 
 _SAMPLE = 16384
 _ROW = 128
+_FEW = 1024
 _TOP = np.uint32(0xFFFFFFFF)
 
 
@@ -118,7 +121,8 @@ def _threshold(keys, k, total, skip, start=None):
     opening = _start_opening(k, *start)
 
   def cond(s):
-    return (s["c_lo"] != k) & (s["hi"] - s["lo"] > 1)
+    open_ = (s["c_lo"] != k) & (s["hi"] - s["lo"] > 1)
+    return open_ & (s["c_lo"] - s["c_hi"] > _FEW)
 
   def body(s):
     lo, hi, it, moves = s["lo"], s["hi"], s["it"], s["moves"]
@@ -166,8 +170,57 @@ def _threshold(keys, k, total, skip, start=None):
     c_first=jnp.int32(0),
   )
   s = jax.lax.while_loop(cond, body, init)
+  lo, c_lo, hi, c_hi = s["lo"], s["c_lo"], s["hi"], s["c_hi"]
+  done = (c_lo == k) | (hi - lo <= 1)
+  lo, c_lo, c_hi = jax.lax.cond(
+    done,
+    lambda: (lo, c_lo, c_hi),
+    lambda: _finish(keys, k, skip, lo, c_lo, hi, c_hi),
+  )
   # On an exact count no tie is split and count(> lo) is not needed.
-  return s["lo"], s["c_lo"], jnp.where(s["c_lo"] == k, s["c_lo"], s["c_hi"])
+  return lo, c_lo, jnp.where(c_lo == k, c_lo, c_hi)
+
+
+def _finish(keys, k, skip, lo, c_lo, hi, c_hi):
+  """`_threshold`'s last step once [lo, hi) holds at most `_FEW` entries:
+  one pass gathers the rows holding them, and bisection on those rows alone
+  (count(>= g) = c_hi + their count) ends the search."""
+  flags = [
+    jnp.any((x.rows >= lo) & (x.rows < hi), axis=1) & ~skip[i]
+    for i, x in enumerate(keys)
+  ]
+  starts = np.cumsum([0] + [x.rows.shape[0] for x in keys])
+  (picked,) = jnp.nonzero(
+    jnp.concatenate(flags), size=_FEW, fill_value=starts[-1]
+  )
+  few = jnp.zeros((_FEW, _ROW), jnp.uint32)
+  for i, x in enumerate(keys):
+    if x.rows.shape[0] == 0:
+      continue
+    local = picked - starts[i]
+    here = (local >= 0) & (local < x.rows.shape[0])
+    rows = x.rows[jnp.clip(local, 0, x.rows.shape[0] - 1)]
+    inside = here[:, None] & (rows >= lo) & (rows < hi)
+    few = jnp.where(inside, rows, few)
+
+  def cond(b):
+    return (b[1] != k) & (b[2] - b[0] > 1)
+
+  def body(b):
+    lo, c_lo, hi, c_hi = b
+    mid = lo + (hi - lo) // 2
+    c = c_hi_outer + jnp.sum(few >= mid, dtype=jnp.int32)
+    up = c >= k
+    return (
+      jnp.where(up, mid, lo),
+      jnp.where(up, c, c_lo),
+      jnp.where(up, hi, mid),
+      jnp.where(up, c_hi, c),
+    )
+
+  c_hi_outer = c_hi
+  lo, c_lo, _, c_hi = jax.lax.while_loop(cond, body, (lo, c_lo, hi, c_hi))
+  return lo, c_lo, c_hi
 
 
 def _sample_opening(keys, k, skip):
