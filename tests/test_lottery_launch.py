@@ -1,11 +1,9 @@
 """The lottery-ticket entry point, end to end on the embedded digits."""
 
-import importlib.util
+import importlib
 import json
 import os
 import pathlib
-import subprocess
-import sys
 
 import pytest
 
@@ -16,31 +14,14 @@ QUICK = "configs/lottery/lenet300_digits.py:quick"
 
 
 def _config(name, arg=None):
-  path = ROOT / "configs" / "lottery" / f"{name}.py"
-  spec = importlib.util.spec_from_file_location(name, path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
+  module = importlib.import_module(f"configs.lottery.{name}")
   return module.get_config(arg)
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
+def quick_run(tmp_path_factory, launch):
   workdir = tmp_path_factory.mktemp("lottery")
-  out = subprocess.run(
-    [
-      sys.executable,
-      "-m",
-      "launch.lottery",
-      f"--config={QUICK}",
-      f"--workdir={workdir}",
-    ],
-    cwd=ROOT,
-    capture_output=True,
-    text=True,
-    timeout=300,
-  )
-  assert out.returncode == 0, out.stderr[-3000:]
-  return workdir, out.stdout
+  return workdir, launch("launch.lottery", QUICK, workdir)
 
 
 def test_two_round_smoke_run_writes_results_and_plots(quick_run):

@@ -1,10 +1,8 @@
 """The sparse-training entry point, end to end on the embedded digits."""
 
-import importlib.util
+import importlib
 import json
 import pathlib
-import subprocess
-import sys
 
 import pytest
 
@@ -19,11 +17,7 @@ WEIGHTS = 50_200
 
 
 def _module(name):
-  path = ROOT / "configs" / "sparse" / f"{name}.py"
-  spec = importlib.util.spec_from_file_location(name, path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return importlib.import_module(f"configs.sparse.{name}")
 
 
 def _config(name, arg=None):
@@ -31,23 +25,9 @@ def _config(name, arg=None):
 
 
 @pytest.fixture(scope="module")
-def granet_run(tmp_path_factory):
+def granet_run(tmp_path_factory, launch):
   workdir = tmp_path_factory.mktemp("granet")
-  out = subprocess.run(
-    [
-      sys.executable,
-      "-m",
-      "launch.train",
-      f"--config={QUICK}",
-      f"--workdir={workdir}",
-    ],
-    cwd=ROOT,
-    capture_output=True,
-    text=True,
-    timeout=300,
-  )
-  assert out.returncode == 0, out.stderr[-3000:]
-  return workdir, out.stdout
+  return workdir, launch("launch.train", QUICK, workdir)
 
 
 def test_granet_smoke_run_ends_exactly_on_the_target(granet_run):
