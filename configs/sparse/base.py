@@ -27,6 +27,7 @@ METHODS = (
   "rigl",
   "granet_dense",
   "granet_sparse",
+  "pdp",
 )
 
 # Prune-at-init: batches scored (GraSP's reference uses 10 examples per
@@ -96,6 +97,18 @@ def _method(config: ml_collections.ConfigDict, method: str, frequency: int):
       distribution="erk",
     )
     config.early_stop_from = at(1, 2)
+  elif method == "pdp":
+    # Soft masks ramp from 10% to 50% of training, hardened at 75%; the
+    # last quarter fine-tunes under hard masks.
+    config.pruner = dict(
+      algorithm="pdp",
+      sparsity=sparsity,
+      begin=at(1, 10),
+      end=at(1, 2),
+      harden_step=at(3, 4),
+      tau=1e-4,
+    )
+    config.early_stop_from = at(3, 4)
   else:
     raise ValueError(f"method {method!r} is unknown; known: {METHODS}")
 
