@@ -83,6 +83,11 @@ def check_finite(named_scores: dict[str, jax.Array]) -> jax.Array:
   return code
 
 
+def keep_if_finite(code: jax.Array, new: Masks, old: Masks) -> Masks:
+  """`new` masks if `check_finite`'s `code` is 0, else the `old` ones."""
+  return map_masked(lambda n, o: jnp.where(code == 0, n, o), new, old)
+
+
 def raise_nonfinite(paths: list[str], code: jax.Array | int) -> None:
   """Raises the error `check_finite`'s `code` stands for (none for 0)."""
   code = int(code)
@@ -163,12 +168,11 @@ class ScorePruner:
     del aux
     sparsity = self.schedule.sparsity(step)
     new, code = self.masks_at(params, grads, masks, sparsity, key)
-    keep_old = lambda n, o: jnp.where(code == 0, n, o)
-    return map_masked(keep_old, new, masks), code
+    return keep_if_finite(code, new, masks), code
 
   def check(self, masks: Masks, aux: jax.Array) -> None:
     """Raises if the last mask update met non-finite scores."""
-    raise_nonfinite(_masked_paths(masks), aux)
+    raise_nonfinite(masked_paths(masks), aux)
 
   def masks_at(self, params, grads, masks, sparsity, key):
     """Masks at a given target sparsity and `check_finite`'s code."""
@@ -240,7 +244,9 @@ class ScorePruner:
     return [m if m is not None else next(free_masks) for m in out]
 
 
-def _masked_paths(masks: Masks) -> list[str]:
+def masked_paths(masks: Masks) -> list[str]:
+  """Paths of the leaves that have a mask, in pytree order (the order of
+  `check_finite`'s codes for one score per pruned leaf)."""
   flat = jax.tree.leaves_with_path(masks, is_leaf=lambda x: x is None)
   return [path_str(p) for p, m in flat if m is not None]
 

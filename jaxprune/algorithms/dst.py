@@ -49,9 +49,15 @@ import jax.numpy as jnp
 from jaxprune.core import allocation, schedules, selection
 from jaxprune.core.policy import Policy
 from jaxprune.core.schedules import Schedule
-from jaxprune.core.tree import map_masked, path_str
+from jaxprune.core.tree import path_str
 from jaxprune.core.types import Masks, Params
-from jaxprune.pruner import all_kept, check_finite, raise_nonfinite
+from jaxprune.pruner import (
+  all_kept,
+  check_finite,
+  keep_if_finite,
+  masked_paths,
+  raise_nonfinite,
+)
 
 GROWTH = ("gradient", "random")
 ROUNDING = ("ceil", "floor")
@@ -205,8 +211,7 @@ class DropGrowPruner:
     else:
       start = lambda m: self._initial(params, m, key)
       new = jax.lax.cond(jnp.asarray(step) == 0, start, evolve, masks)
-    keep_old = lambda n, o: jnp.where(code == 0, n, o)
-    return map_masked(keep_old, new, masks), code
+    return keep_if_finite(code, new, masks), code
 
   def check(self, masks: Masks, aux: jax.Array) -> None:
     """Raises if the last mask update met NaN or infinity (its masks were
@@ -214,8 +219,7 @@ class DropGrowPruner:
     raise_nonfinite(self._names(masks), aux)
 
   def _names(self, masks):
-    flat = jax.tree.leaves_with_path(masks, is_leaf=lambda x: x is None)
-    paths = [path_str(p) for p, m in flat if m is not None]
+    paths = masked_paths(masks)
     if self.growth == "gradient":
       paths += [f"{p} (gradient)" for p in paths]
     return paths

@@ -39,7 +39,12 @@ from jaxprune.core.policy import Policy
 from jaxprune.core.schedules import one_shot
 from jaxprune.core.tree import apply_masks, map_masked, path_str
 from jaxprune.core.types import Masks, Params, Scores
-from jaxprune.pruner import ScorePruner, all_kept, raise_nonfinite
+from jaxprune.pruner import (
+  ScorePruner,
+  all_kept,
+  masked_paths,
+  raise_nonfinite,
+)
 
 ApplyFn = Callable[[Params, jax.Array], jax.Array]
 """`apply_fn(params, x) -> logits`."""
@@ -304,8 +309,7 @@ def prune_at_init(
     return selector.masks_at(params, ranked, masks, target, None)
 
   masks = all_kept(params, policy)
-  flat = jax.tree.leaves_with_path(masks, is_leaf=lambda x: x is None)
-  paths = [path_str(p) for p, m in flat if m is not None]
+  paths = masked_paths(masks)
   for target in targets:
     masks, code = one_round(params, batches, masks, jnp.float32(target))
     raise_nonfinite(paths, code)

@@ -87,6 +87,7 @@ from jaxprune.pruner import (
   ScorePruner,
   all_kept,
   check_finite,
+  masked_paths,
   raise_nonfinite,
 )
 from jaxprune.transform import PruneState, state_of
@@ -257,7 +258,7 @@ class PDPPruner:
   def check(self, masks: Masks, aux: PDPState) -> None:
     """Raises if the ranking at `begin` or the hardening met NaN or
     infinity; `jaxprune.check(state)` calls it."""
-    raise_nonfinite([p for p, _ in _masked(masks)], aux.code)
+    raise_nonfinite(masked_paths(masks), aux.code)
 
   def hard_masks(self, params: Params, masks: Masks, aux: PDPState) -> Masks:
     """Binary masks with exactly the current target count per leaf (the
