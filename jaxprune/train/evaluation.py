@@ -54,6 +54,7 @@ def evaluate(
   logits_fn: Callable[[Any, jax.Array], jax.Array],
   variables: Any,
   data: Batched,
+  axis_name: str | None = None,
 ) -> dict[str, jax.Array]:
   """Mean cross-entropy and accuracy over the valid examples of `data`.
 
@@ -61,6 +62,8 @@ def evaluate(
     logits_fn: `(variables, images) -> logits`, in inference mode.
     variables: what `logits_fn` needs (params, batch statistics).
     data: from `batched`.
+    axis_name: inside `pmap`, the device axis over which each device's
+      share of every batch is summed.
 
   Returns:
     `{'loss': ..., 'accuracy': ...}` as float32 scalars; padding counts in
@@ -80,4 +83,6 @@ def evaluate(
   zero = (jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))
   (loss, correct), _ = jax.lax.scan(body, zero, tuple(data))
   n = jnp.sum(data.valid)
+  if axis_name:
+    loss, correct, n = jax.lax.psum((loss, correct, n), axis_name)
   return {"loss": loss / n, "accuracy": correct / n}

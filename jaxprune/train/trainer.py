@@ -30,6 +30,7 @@ from jaxprune.data import Dataset
 from jaxprune.train import evaluation
 from jaxprune.train.checkpoints import Checkpoints
 from jaxprune.train.order import batch_indices
+from jaxprune.train.parallel import layout
 from jaxprune.transform import check, forward, masks_of, set_masks, wrap
 
 
@@ -112,6 +113,13 @@ class Trainer:
     checkpoint_every: steps between checkpoints, a multiple of
       `eval_every` (default: `eval_every`).
     eval_batch_size: examples per evaluation batch.
+    parallel: 'none' (one device), 'pmap' (a replica per local device) or
+      'sharded' (`jit` over every host's devices); see
+      `jaxprune.train.parallel`. `batch_size` is the global batch, split
+      evenly over the devices, as is `eval_batch_size`.
+    devices: how many devices (default all; fewer on one host only).
+    shard_params: with 'sharded', split large params, masks and optimizer
+      moments over the devices instead of replicating them.
 
   >>> import optax, jaxprune
   >>> from jaxprune import data, models
@@ -137,6 +145,9 @@ class Trainer:
     steps_per_dispatch: int | None = None,
     checkpoint_every: int | None = None,
     eval_batch_size: int = 1000,
+    parallel: str = "none",
+    devices: int | None = None,
+    shard_params: bool = False,
   ):
     steps_per_dispatch = steps_per_dispatch or eval_every
     checkpoint_every = checkpoint_every or eval_every
@@ -167,12 +178,23 @@ class Trainer:
       learning_rate=float(self._schedule(0))
     )
     self.tx = wrap(inner, pruner)
-    self._images = jnp.asarray(dataset.train.images)
-    self._labels = jnp.asarray(dataset.train.labels)
-    self._val = evaluation.batched(dataset.validation, eval_batch_size)
-    self._test = evaluation.batched(dataset.test, eval_batch_size)
-    self.train_chunk = jax.jit(self._train_chunk)
-    self._evaluate = jax.jit(self._evaluate_splits)
+    self.layout = layout(
+      parallel, batch_size, devices=devices, shard_params=shard_params
+    )
+    self._images = self.layout.data(dataset.train.images)
+    self._labels = self.layout.data(dataset.train.labels)
+    self._num_train = len(dataset.train.labels)
+    self._val, self._test = (
+      self.layout.eval_data(evaluation.batched(split, eval_batch_size))
+      for split in (dataset.validation, dataset.test)
+    )
+    # Per device: the state and the batch positions; shared: the data.
+    self.train_chunk = self.layout.compile(
+      self._train_chunk, mapped=(True, False, False, True, False)
+    )
+    self._evaluate = self.layout.compile(
+      self._evaluate_splits, mapped=(True, True, True)
+    )
 
   def init_variables(self, key: jax.Array) -> dict:
     """The model's initial variables from `key`."""
@@ -244,9 +266,15 @@ class Trainer:
       (loss, batch_stats), grads = grad_fn(
         state.params,
         state.batch_stats,
-        images[batch],
-        labels[batch],
+        self.layout.constrain(images[batch]),
+        self.layout.constrain(labels[batch]),
       )
+      if self.layout.axis_name:
+        # Each replica saw its share of the batch: the optimizer and the
+        # pruner see the whole batch's loss, gradient and statistics.
+        loss, grads, batch_stats = jax.lax.pmean(
+          (loss, grads, batch_stats), self.layout.axis_name
+        )
       updates, opt_state = self.tx.update(grads, opt_state, state.params)
       new = TrainState(
         step=state.step + 1,
@@ -272,22 +300,26 @@ class Trainer:
       return state, loss[None]
     return jax.lax.scan(one, state, (indices, active))
 
-  def _evaluate_splits(self, variables, val, test):
+  def _evaluate_splits(self, state, val, test):
     logits = lambda v, x: self.model.apply(v, x, train=False)
-    return (
-      evaluation.evaluate(logits, variables, val),
-      evaluation.evaluate(logits, variables, test),
+    return tuple(
+      evaluation.evaluate(
+        logits, state.variables, split, axis_name=self.layout.axis_name
+      )
+      for split in (val, test)
     )
+
+  def _evaluate_placed(self, placed: TrainState) -> dict[str, float]:
+    val, test = self._evaluate(placed, self._val, self._test)
+    return {
+      f"{split}_{name}": float(self.layout.local(value))
+      for split, values in (("val", val), ("test", test))
+      for name, value in values.items()
+    }
 
   def evaluate(self, state: TrainState) -> dict[str, float]:
     """Loss and accuracy on the whole validation and test splits."""
-    val, test = self._evaluate(state.variables, self._val, self._test)
-    return {
-      "val_loss": float(val["loss"]),
-      "val_accuracy": float(val["accuracy"]),
-      "test_loss": float(test["loss"]),
-      "test_accuracy": float(test["accuracy"]),
-    }
+    return self._evaluate_placed(self.layout.place(state))
 
   def fit(
     self,
@@ -316,16 +348,18 @@ class Trainer:
     """
     callback = callback or (lambda record: None)
     ckpt = Checkpoints(checkpoint_dir) if checkpoint_dir else None
+    layout = self.layout
+    state = layout.place(state)
     try:
       history = []
       if ckpt is not None and ckpt.latest_step() is not None:
-        state, meta = ckpt.restore(state)
+        saved, meta = ckpt.restore(layout.saveable(state))
+        state = layout.from_saved(saved)
         history = meta["history"]
-      step, seed = int(state.step), int(state.seed)
+      step, seed = int(layout.local(state.step)), int(layout.local(state.seed))
       if not history:
-        history.append(
-          {"step": step, "train_loss": None, **self.evaluate(state)}
-        )
+        record = {"step": step, "train_loss": None}
+        history.append({**record, **self._evaluate_placed(state)})
         callback(history[-1])
       losses = []
       chunk = self.steps_per_dispatch
@@ -336,13 +370,17 @@ class Trainer:
           num_steps,
         )
         indices = batch_indices(
-          seed, len(self._labels), self.batch_size, step, chunk
+          seed, self._num_train, self.batch_size, step, chunk
         )
         active = np.arange(chunk) < stop - step
         state, chunk_losses = self.train_chunk(
-          state, self._images, self._labels, indices, active
+          state,
+          self._images,
+          self._labels,
+          layout.batches(indices),
+          layout.shared(active),
         )
-        chunk_losses = np.asarray(chunk_losses)[: stop - step]
+        chunk_losses = layout.local(chunk_losses)[: stop - step]
         bad = np.flatnonzero(~np.isfinite(chunk_losses))
         if bad.size:
           kept = f" ({ckpt.latest_step()} in {ckpt.directory})" if ckpt else ""
@@ -355,16 +393,16 @@ class Trainer:
         if step % self.eval_every and step != num_steps:
           continue
         record = {"step": step, "train_loss": float(np.mean(losses))}
-        check(state.opt_state)
-        history.append({**record, **self.evaluate(state)})
+        check(layout.fetch(state).opt_state)
+        history.append({**record, **self._evaluate_placed(state)})
         losses = []
         callback(history[-1])
         if ckpt is not None and (
           step % self.checkpoint_every == 0 or step == num_steps
         ):
           # A copy: the save is asynchronous and `history` keeps growing.
-          ckpt.save(step, state, {"history": list(history)})
+          ckpt.save(step, layout.saveable(state), {"history": list(history)})
     finally:
       if ckpt is not None:
         ckpt.close()
-    return FitResult(state=state, history=history)
+    return FitResult(state=layout.fetch(state), history=history)
