@@ -13,6 +13,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from jaxprune.experiments import lottery
+from jaxprune.train.parallel import initialize_distributed
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config", None, "Experiment config file.", lock_config=True
@@ -30,6 +31,7 @@ def main(argv: list[str]) -> None:
   # for with --verbosity=0; absl.app.run resets a changed default.
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
+  initialize_distributed(_CONFIG.value.distributed)
   lottery.run(_CONFIG.value, _WORKDIR.value)
   workdir = _WORKDIR.value
   print(f"plot:    {os.path.join(workdir, lottery.PLOT)}")

@@ -16,6 +16,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from jaxprune.experiments import sparse
+from jaxprune.train.parallel import initialize_distributed
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config", None, "Experiment config file.", lock_config=True
@@ -33,6 +34,7 @@ def main(argv: list[str]) -> None:
   # them only when asked for with --verbosity=0.
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
+  initialize_distributed(_CONFIG.value.distributed)
   sparse.run(_CONFIG.value, _WORKDIR.value)
   workdir = _WORKDIR.value
   print(f"plot:    {os.path.join(workdir, sparse.PLOT)}")

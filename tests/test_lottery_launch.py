@@ -99,6 +99,9 @@ def test_configs_load_with_their_quick_preset(name):
       "rewind_step",
       "arms",
       "seeds",
+      "parallel",
+      "shard_params",
+      "distributed",
     }
   with pytest.raises(ValueError, match="quick"):
     _config(name, "nonsense")

@@ -103,13 +103,13 @@ def test_snip_run_resumes_after_an_interruption(tmp_path, monkeypatch):
     sparse.run(config, str(tmp_path))
   monkeypatch.undo()
   evaluated = []
-  evaluate = Trainer.evaluate
+  evaluate = Trainer._evaluate_placed
 
   def counted(self, state):
-    evaluated.append(int(state.step))
+    evaluated.append(int(self.layout.local(state.step)))
     return evaluate(self, state)
 
-  monkeypatch.setattr(Trainer, "evaluate", counted)
+  monkeypatch.setattr(Trainer, "_evaluate_placed", counted)
   results = sparse.run(config, str(tmp_path))
   assert evaluated == [50]  # resumed at 25, not restarted
   (run,) = results["runs"]

@@ -7,6 +7,8 @@ for its `:arg` presets; the keys are the ones
 
 import ml_collections
 
+from configs import parallel
+
 
 def recipe(
   *,
@@ -48,7 +50,7 @@ def recipe(
   config.rewind_step = 0
   config.arms = ("imp", "reinit", "random_mask")
   config.seeds = seeds
-  return config
+  return parallel.add(config)
 
 
 def preset(

@@ -15,6 +15,8 @@ SET stop their updates at 75% (the RigL paper's choice).
 
 import ml_collections
 
+from configs import parallel
+
 METHODS = (
   "dense",
   "static_uniform",
@@ -148,7 +150,7 @@ def recipe(
   config.early_stop_from = 0
   _method(config, method, frequency)
   config.seeds = seeds
-  return config
+  return parallel.add(config)
 
 
 def preset(

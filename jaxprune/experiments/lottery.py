@@ -101,6 +101,8 @@ def _trainer(config, dataset, policy) -> Trainer:
     steps_per_dispatch=t.steps_per_dispatch,
     checkpoint_every=t.checkpoint_every,
     eval_batch_size=t.eval_batch_size,
+    parallel=config.parallel,
+    shard_params=config.shard_params,
   )
 
 
@@ -119,7 +121,7 @@ class _Reporter:
     self.tags = {"seed": seed, "arm": arm, "round": rnd}
     self.remaining = remaining
     self.done_before = done_before
-    if tensorboardX is not None:
+    if tensorboardX is not None and wd.primary():
       logdir = os.path.join(
         self.workdir, "tensorboard", f"seed{seed}", arm, f"round{rnd:02d}"
       )
@@ -209,6 +211,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   bar = tqdm.tqdm(total=len(plan) * (steps - k), unit="step", smoothing=0.1)
   reporter = _Reporter(workdir, bar, k)
   points = {}
+  # The next round's masks, kept in memory too: on several hosts only the
+  # first writes them, and the others must not wait for the file.
+  next_tickets = {}
   # Rounds: IMP first in each round, its trained weights give the next mask.
   with bar:
     for index, (seed, rnd, arm) in enumerate(plan):
@@ -225,7 +230,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         points[seed] = theta_0, theta_k
       theta_0, theta_k = points[seed]
       ticket = masks_of(trainer.tx.init(theta_0["params"]))
-      if rnd > 0:
+      if (seed, rnd) in next_tickets:
+        ticket = next_tickets[seed, rnd]
+      elif rnd > 0:
         ticket = wd.load_tree(
           os.path.join(seed_dir(seed), f"masks_round{rnd:02d}.npz"), ticket
         )
@@ -268,16 +275,19 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
           os.path.join(seed_dir(seed), f"masks_round{rnd + 1:02d}.npz"),
           following,
         )
+        next_tickets[seed, rnd + 1] = following
       runs.append(_record(result, masks, seed, arm, rnd))
       wd.write_json(done, runs[-1])
-      shutil.rmtree(ckpt_dir)
+      if wd.primary():
+        shutil.rmtree(ckpt_dir)
       _write_results(workdir, runs)
   results = _write_results(workdir, runs)
-  lottery_report.plot(
-    results["summary"],
-    os.path.join(workdir, PLOT),
-    title=f"{config.model.name} on {config.dataset.name}",
-  )
+  if wd.primary():
+    lottery_report.plot(
+      results["summary"],
+      os.path.join(workdir, PLOT),
+      title=f"{config.model.name} on {config.dataset.name}",
+    )
   return results
 
 
@@ -286,10 +296,11 @@ def _rewind_point(trainer, theta_0, seed, k, directory):
   if k == 0:
     return theta_0
   path = os.path.join(directory, f"rewind_step{k}.npz")
-  if not os.path.exists(path):
-    result = trainer.fit(trainer.init(theta_0, seed=seed), k)
-    wd.save_tree(path, result.state.variables)
-  return wd.load_tree(path, theta_0)
+  if os.path.exists(path):
+    return wd.load_tree(path, theta_0)
+  theta_k = trainer.fit(trainer.init(theta_0, seed=seed), k).state.variables
+  wd.save_tree(path, theta_k)
+  return theta_k
 
 
 def _write_results(workdir, runs) -> dict:

@@ -141,6 +141,8 @@ def _trainer(config, dataset, pruner) -> Trainer:
     steps_per_dispatch=t.steps_per_dispatch,
     checkpoint_every=t.checkpoint_every,
     eval_batch_size=t.eval_batch_size,
+    parallel=config.parallel,
+    shard_params=config.shard_params,
   )
 
 
@@ -290,7 +292,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       record = _train(config, trainer, pruner, seed, directory, progress)
       runs.append({"seed": seed, **record})
       wd.write_json(done, runs[-1])
-      shutil.rmtree(os.path.join(directory, "checkpoints"))
+      if wd.primary():
+        shutil.rmtree(os.path.join(directory, "checkpoints"))
   # Results: per seed and over seeds, and the training curves.
   results = {
     "method": _label(config),
@@ -301,10 +304,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     "summary": sparse_report.summarize(runs),
   }
   wd.write_json(os.path.join(workdir, RESULTS), results)
-  sparse_report.curves(
-    log.records,
-    os.path.join(workdir, PLOT),
-    title=f"{results['method']}: {config.model.name} on {config.dataset.name}",
-    early_stop_from=config.early_stop_from,
-  )
+  if wd.primary():
+    sparse_report.curves(
+      log.records,
+      os.path.join(workdir, PLOT),
+      title=(
+        f"{results['method']}: {config.model.name} on {config.dataset.name}"
+      ),
+      early_stop_from=config.early_stop_from,
+    )
   return results

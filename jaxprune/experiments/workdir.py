@@ -1,7 +1,8 @@
 """What an experiment keeps in its workdir: config, metrics, arrays.
 
 Every file is written atomically (a temporary file renamed into place), so a
-run killed at any point leaves either the old file or the new one.
+run killed at any point leaves either the old file or the new one. On
+several hosts only the first one writes (`primary`); all of them read.
 """
 
 import json
@@ -18,8 +19,15 @@ CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 
 
+def primary() -> bool:
+  """Whether this process writes the workdir (the first of the hosts)."""
+  return jax.process_index() == 0
+
+
 def write_text(path: str, text: str) -> None:
-  """Writes `text` to `path` atomically."""
+  """Writes `text` to `path` atomically (on the primary host only)."""
+  if not primary():
+    return
   tmp = f"{path}.tmp"
   with open(tmp, "w") as f:
     f.write(text)
@@ -75,7 +83,10 @@ def check_config(workdir: str, config: Any) -> None:
 
 
 def save_tree(path: str, tree: Any) -> None:
-  """Saves the array leaves of `tree` by key path (`.npz`), atomically."""
+  """Saves the array leaves of `tree` by key path (`.npz`), atomically (on
+  the primary host only)."""
+  if not primary():
+    return
   arrays = {
     path_str(p): np.asarray(x) for p, x in jax.tree.leaves_with_path(tree)
   }
@@ -137,6 +148,8 @@ class MetricsLog:
       return False
     self._seen.add(key)
     self.records.append(record)
+    if not primary():
+      return True
     with open(self.path, "a") as f:
       f.write(json.dumps(record) + "\n")
     return True

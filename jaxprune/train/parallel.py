@@ -24,7 +24,7 @@ every batch (`host_rows`); the training set is small enough to be held whole
 by every device (the MNIST family, CIFAR).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -41,21 +41,24 @@ MODES = ("none", "pmap", "sharded")
 MIN_SHARDED = 2**14
 
 
-def initialize_distributed(
-  coordinator_address: str = "",
-  num_processes: int = 0,
-  process_id: int = -1,
-) -> None:
-  """Joins this process to a multi-host run (`jax.distributed.initialize`).
+def initialize_distributed(settings: Mapping[str, Any]) -> None:
+  """Joins this process to a multi-host run if `settings['enabled']`.
 
-  Call it before any other JAX work. Empty values (`''`, `0`, `-1`) are
-  left to JAX, which reads them from the cluster (Slurm, Open MPI, Cloud
-  TPU) where it can.
+  Call it before any other JAX work.
+
+  Args:
+    settings: `config.distributed` (see `configs/parallel.py`):
+      `coordinator_address`, `num_processes` and `process_id` for
+      `jax.distributed.initialize`; empty values (`''`, `0`, `-1`) are left
+      to JAX, which reads them from the cluster (Slurm, Open MPI, Cloud
+      TPU) where it can.
   """
+  if not settings["enabled"]:
+    return
   jax.distributed.initialize(
-    coordinator_address=coordinator_address or None,
-    num_processes=num_processes or None,
-    process_id=None if process_id < 0 else process_id,
+    coordinator_address=settings["coordinator_address"] or None,
+    num_processes=settings["num_processes"] or None,
+    process_id=None if settings["process_id"] < 0 else settings["process_id"],
   )
 
 
