@@ -56,8 +56,8 @@ def test_on_eight_cpu_devices():
   assert " passed" in child.stdout and "skipped" in child.stdout
 
 
-# Digits: 1,257 training, 270 validation and 270 test images; evaluation
-# batches of 64 leave a last batch of 14 (valid entries 2 of 8 devices).
+# Digits: 1,297 training, 200 validation and 300 test images; evaluation
+# batches of 64 leave last batches of 8 and 44 real images.
 STEPS = 40
 BATCH = 64
 
@@ -238,9 +238,9 @@ def test_the_global_batch_is_split_in_device_order(parallel):
 
 @needs_eight
 def test_the_last_partial_evaluation_batch_counts_once(digits):
-  # 270 validation images in batches of 64 (5 batches, 50 padding rows,
-  # device 7 holds only padding in the last one): the parallel evaluations
-  # equal a numpy count over the 270 images.
+  # 200 validation images in batches of 64: the last batch holds 8 real
+  # images, all on device 0, and devices 1-7 hold only padding. Every
+  # layout's accuracy equals a count over the 200 images.
   trainer = _trainer(digits, algorithms.fixed())
   state = trainer.init(trainer.init_variables(jax.random.key(3)), seed=0)
   logits = trainer.model.apply(
