@@ -1,8 +1,9 @@
 """The data-parallel keys every experiment config carries.
 
 - `parallel`: 'none' (one device), 'pmap' (a replica per local device) or
-  'sharded' (`jit` over every host's devices); `train.batch_size` and
-  `train.eval_batch_size` are global batches, split evenly over them.
+  'sharded' (`jit` over every host's devices); `train.batch_size` is the
+  global batch, split evenly over them (`train.eval_batch_size` is rounded
+  up to a multiple of the device count).
 - `shard_params`: with 'sharded', split large params, masks and optimizer
   moments over the devices instead of replicating them.
 - `distributed`: joins a multi-host run before anything else when

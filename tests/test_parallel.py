@@ -265,18 +265,6 @@ def test_bad_parallel_settings_are_refused():
 def test_batches_the_devices_cannot_split_are_refused(digits):
   with pytest.raises(ValueError, match=r"batch_size = 60: .*multiple of 8"):
     layout("sharded", 60)
-  with pytest.raises(ValueError, match=r"eval_batch_size = 100: .*of 8"):
-    Trainer(
-      models.LeNet300(),
-      digits,
-      pruner=algorithms.fixed(),
-      optimizer=optax.adam,
-      learning_rate=1e-3,
-      batch_size=64,
-      eval_every=10,
-      eval_batch_size=100,
-      parallel="pmap",
-    )
   # Fewer devices than there are: 60 splits over 4.
   assert layout("pmap", 60, devices=4).size == 4
 
@@ -363,6 +351,64 @@ def test_two_hosts_match_one(digits, tmp_path):
     np.flatnonzero(np.asarray(m).ravel())[:50].tolist()
     for m in jax.tree.leaves(masks)
   ]
+
+
+@needs_eight
+def test_two_hosts_run_the_launcher(tmp_path):
+  # `launch.train` on two hosts of 4 devices, joined through the config:
+  # one results.json and one metrics log, the same as one process's run.
+  config = "configs/sparse/granet_lenet300_digits.py:quick"
+  common = [
+    f"--config={config}",
+    "--config.parallel=sharded",
+    "--config.train.batch_size=64",
+  ]
+  port = _free_port()
+  children = [
+    subprocess.Popen(
+      [sys.executable, "-m", "launch.train", *common]
+      + [
+        f"--workdir={tmp_path / 'two'}",
+        "--config.distributed.enabled=True",
+        f"--config.distributed.coordinator_address=localhost:{port}",
+        "--config.distributed.num_processes=2",
+        f"--config.distributed.process_id={process}",
+      ],
+      env=_env(4),
+      cwd=ROOT,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT,
+      text=True,
+    )
+    for process in range(2)
+  ]
+  outputs = [child.communicate(timeout=600)[0] for child in children]
+  for child, output in zip(children, outputs, strict=True):
+    assert child.returncode == 0, output[-4000:]
+  one = subprocess.run(
+    [sys.executable, "-m", "launch.train", *common]
+    + [f"--workdir={tmp_path / 'one'}"],
+    env=_env(8),
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
+  assert one.returncode == 0, one.stderr[-4000:]
+  two, single = (
+    json.loads((tmp_path / d / "results.json").read_text())["runs"]
+    for d in ("two", "one")
+  )
+  for a, b in zip(two, single, strict=True):
+    assert a["layers"] == b["layers"]
+    assert a["final_test_accuracy"] == pytest.approx(
+      b["final_test_accuracy"], abs=1e-6
+    )
+  steps = [
+    json.loads(line)["step"]
+    for line in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()
+  ]
+  assert steps == sorted(set(steps))  # each evaluation written once
 
 
 def _host(port: str, process: str, directory: str) -> None:

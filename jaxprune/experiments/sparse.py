@@ -189,7 +189,7 @@ def _start(config, trainer, pruner, seed) -> TrainState:
   )
   # Committed to a device like a restored checkpoint, so that the compiled
   # step serves both (`_train` restores one at every checkpoint).
-  return jax.device_put(state, jax.devices()[0])
+  return jax.device_put(state, jax.local_devices()[0])
 
 
 def _train(config, trainer, pruner, seed, directory, callback) -> dict:

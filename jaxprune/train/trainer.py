@@ -112,11 +112,12 @@ class Trainer:
       conv nets on CPU).
     checkpoint_every: steps between checkpoints, a multiple of
       `eval_every` (default: `eval_every`).
-    eval_batch_size: examples per evaluation batch.
+    eval_batch_size: examples per evaluation batch (rounded up to a
+      multiple of the device count; padding never counts).
     parallel: 'none' (one device), 'pmap' (a replica per local device) or
       'sharded' (`jit` over every host's devices); see
       `jaxprune.train.parallel`. `batch_size` is the global batch, split
-      evenly over the devices, as is `eval_batch_size`.
+      evenly over the devices.
     devices: how many devices (default all; fewer on one host only).
     shard_params: with 'sharded', split large params, masks and optimizer
       moments over the devices instead of replicating them.
@@ -184,8 +185,10 @@ class Trainer:
     self._images = self.layout.data(dataset.train.images)
     self._labels = self.layout.data(dataset.train.labels)
     self._num_train = len(dataset.train.labels)
+    devices = self.layout.size
+    eval_size = -(-eval_batch_size // devices) * devices
     self._val, self._test = (
-      self.layout.eval_data(evaluation.batched(split, eval_batch_size))
+      self.layout.eval_data(evaluation.batched(split, eval_size))
       for split in (dataset.validation, dataset.test)
     )
     # Per device: the state and the batch positions; shared: the data.
