@@ -88,6 +88,8 @@ def _trainer(digits, pruner, parallel="none", **kw):
     learning_rate=3e-3,
     batch_size=BATCH,
     eval_every=20,
+    # Chunks of 15 steps: some end early, at an evaluation (inactive steps).
+    steps_per_dispatch=15,
     eval_batch_size=64,
     parallel=parallel,
     **kw,
