@@ -27,14 +27,27 @@ METRICS = (
   "sparsity",
   "wall_time_s",
 )
+OPTIONAL = (
+  "soft_test_accuracy",
+  "hardened_test_accuracy",
+  "hardening_step",
+)
+"""Metrics of some methods only (PDP's soft and hardened models), summarized
+where every run of a row has them."""
 ACCURACIES = {
   "final_test_accuracy": "final test accuracy",
   "early_stop_test_accuracy": "test accuracy at early stop",
 }
+HARDENING = {
+  "soft_test_accuracy": "soft test accuracy at hardening",
+  "hardened_test_accuracy": "hardened test accuracy (no fine-tuning)",
+}
+LABELS = {**ACCURACIES, **HARDENING}
 
 
 def summarize(runs: list[dict]) -> dict:
-  """`seeds`, and the mean, standard deviation, min and max of each metric.
+  """`seeds`, and the mean, standard deviation, min and max of each metric
+  (and of each `OPTIONAL` one every run has).
 
   >>> s = summarize([{'seed': s, 'final_test_accuracy': a,
   ...   'early_stop_test_accuracy': a, 'early_stop_step': 10, 'sparsity': 0.9,
@@ -43,7 +56,8 @@ def summarize(runs: list[dict]) -> dict:
   ([0, 1], 0.85)
   """
   out = {"seeds": sorted(r["seed"] for r in runs)}
-  for metric in METRICS:
+  optional = [m for m in OPTIONAL if all(m in r for r in runs)]
+  for metric in (*METRICS, *optional):
     values = np.array([r[metric] for r in runs], np.float64)
     out[metric] = {
       "mean": float(values.mean()),
@@ -103,12 +117,14 @@ def _percent(stats: dict) -> str:
 
 
 def pivot(rows: list[dict], metric: str = "final_test_accuracy") -> str:
-  """A Markdown table of an accuracy in %, methods by target sparsity."""
+  """A Markdown table of an accuracy in %, methods by target sparsity
+  (only the methods that have it)."""
+  rows = [r for r in rows if metric in r]
   targets = sorted({r["target_sparsity"] for r in rows})
   cells = {(r["method"], r["target_sparsity"]): r for r in rows}
   methods = list(dict.fromkeys(r["method"] for r in rows))
   lines = [
-    f"| {ACCURACIES[metric]} (%) | "
+    f"| {LABELS[metric]} (%) | "
     + " | ".join(f"sparsity {t:g}" for t in targets)
     + " |",
     "|---|" + "---:|" * len(targets),
@@ -143,8 +159,11 @@ def details(rows: list[dict]) -> str:
 
 
 def markdown(rows: list[dict]) -> str:
-  """Both accuracy pivots and the detail table."""
-  return "\n".join([pivot(rows, m) for m in ACCURACIES] + [details(rows)])
+  """Both accuracy pivots, the soft and hardened ones where some rows have
+  them, and the detail table."""
+  metrics = list(ACCURACIES)
+  metrics += [m for m in HARDENING if any(m in r for r in rows)]
+  return "\n".join([pivot(rows, m) for m in metrics] + [details(rows)])
 
 
 def plot(rows: list[dict], path: str, title: str = "") -> None:

@@ -279,9 +279,21 @@ class Trainer:
       evaluation.evaluate(logits, variables, test),
     )
 
-  def evaluate(self, state: TrainState) -> dict[str, float]:
-    """Loss and accuracy on the whole validation and test splits."""
-    val, test = self._evaluate(state.variables, self._val, self._test)
+  def evaluate(
+    self, state: TrainState, params: Params | None = None
+  ) -> dict[str, float]:
+    """Loss and accuracy on the whole validation and test splits.
+
+    Args:
+      state: the model to evaluate (its effective params, `forward`).
+      params: evaluate these params instead, used as they are, with the
+        state's BatchNorm statistics (e.g. PDP's hard-masked model during
+        the soft phase).
+    """
+    variables = state.variables
+    if params is not None:
+      variables = {**variables, "params": params}
+    val, test = self._evaluate(variables, self._val, self._test)
     return {
       "val_loss": float(val["loss"]),
       "val_accuracy": float(val["accuracy"]),
