@@ -77,6 +77,10 @@ def _method(config: ml_collections.ConfigDict, method: str, frequency: int):
   sparsity = config.get_ref("sparsity")
   steps = config.train.get_ref("steps")
 
+  # The evaluation at step s precedes the update of step s: early stopping
+  # starts one step after a method's last pruning update (`at(1, 2) + 1`),
+  # so that it never picks the model from before that update.
+
   def at(num: int, den: int) -> ml_collections.FieldReference:
     """Step `steps * num // den`, as a new reference per key, so that
     setting one key leaves the others alone."""
@@ -113,7 +117,7 @@ def _method(config: ml_collections.ConfigDict, method: str, frequency: int):
       end=at(1, 2),
       frequency=frequency,
     )
-    config.early_stop_from = at(1, 2)
+    config.early_stop_from = at(1, 2) + 1
   elif method in ("granet_dense", "granet_sparse"):
     config.pruner = dict(
       algorithm="granet",
@@ -125,7 +129,7 @@ def _method(config: ml_collections.ConfigDict, method: str, frequency: int):
       initial_sparsity=0.5 if method == "granet_sparse" else 0.0,
       distribution="erk",
     )
-    config.early_stop_from = at(1, 2)
+    config.early_stop_from = at(1, 2) + 1
   elif method == "pdp":
     # Soft masks ramp from 10% to 50% of training, hardened at 75%; the
     # last quarter fine-tunes under hard masks.
@@ -147,7 +151,7 @@ def _method(config: ml_collections.ConfigDict, method: str, frequency: int):
       step=at(1, 2),
       distribution="uniform",
     )
-    config.early_stop_from = at(1, 2)
+    config.early_stop_from = at(1, 2) + 1
   else:
     raise ValueError(f"method {method!r} is unknown; known: {METHODS}")
 

@@ -5,7 +5,8 @@ r"""Gradual magnitude pruning (Zhu & Gupta), LeNet-300-100 on Fashion-MNIST.
     --workdir=/tmp/sparse_gradual_magnitude_lenet300_fashion_mnist
 
 Per-layer magnitude pruning on the cubic schedule from step 500 to 2,500,
-every 100 steps, to 90% sparsity; early stopping looks from step 2,500 on.
+every 100 steps, to 90% sparsity; early stopping looks after step 2,500
+(the last pruning update).
 The lottery recipe (Adam 1.2e-3, batch 60, 5,000 steps, evaluation every
 250); two seeds of 15-30 s each on 2 shared CPU cores (RigL, GraNet
 measured: 14-21 s of training, 17-32 s with start-up). `:quick`: 500 steps,

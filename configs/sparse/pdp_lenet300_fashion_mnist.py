@@ -7,7 +7,7 @@ r"""PDP soft masks (Cho et al. 2023), LeNet-300-100 on Fashion-MNIST.
 Soft masks w * sigmoid((w^2 - t^2) / tau), tau = 1e-4, per-layer budgets
 from one global magnitude ranking, the target ramping from step 500 to
 2,500; hardened to exact counts at step 3,750, then fine-tuned under hard
-masks; early stopping looks from step 3,750 on. A PDP step costs about 2x
+masks; early stopping looks after step 3,750. A PDP step costs about 2x
 a plain LeNet step on CPU (see docs/benchmarks.md).
 The lottery recipe (Adam 1.2e-3, batch 60, 5,000 steps, evaluation every
 250); two seeds of 15-30 s each on 2 shared CPU cores (RigL, GraNet
