@@ -173,6 +173,7 @@ def plot(rows: list[dict], path: str, title: str = "") -> None:
   fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
   methods = dict.fromkeys(r["method"] for r in rows)
   for ax, metric in zip(axes, ACCURACIES, strict=True):
+    ticks = set()
     for method in methods:
       mine = sorted(
         (r for r in rows if r["method"] == method),
@@ -184,15 +185,19 @@ def plot(rows: list[dict], path: str, title: str = "") -> None:
         ax.axhline(mean[0], color="gray", linestyle="--", label=method)
         continue
       x = [100 * (1 - r["sparsity"]["mean"]) for r in mine]
+      ticks.update(round(v, 1) for v in x)
       ax.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=method)
     ax.set_xscale("log")
     ax.invert_xaxis()
     ax.set_xlabel("% of weights remaining")
     ax.set_ylabel(f"{ACCURACIES[metric]} (%)")
     ax.grid(True, which="both", alpha=0.3)
+    # Ticks at the runs' densities, labelled plainly (no 2x10^0).
+    ax.set_xticks(sorted(ticks))
     ax.xaxis.set_major_formatter(
       matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
     )
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
   axes[0].legend(fontsize="small")
   if title:
     fig.suptitle(title)
@@ -239,8 +244,20 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument("--out", help="Markdown file (default: print it)")
   parser.add_argument("--plot", help="PNG of accuracy against sparsity")
   parser.add_argument("--title", default="", help="the plot's title")
+  parser.add_argument(
+    "--methods", help="comma-separated methods to keep (default: all)"
+  )
   args = parser.parse_args(argv)
   rows = collect(args.workdirs)
+  if args.methods:
+    keep = args.methods.split(",")
+    unknown = sorted(set(keep) - {r["method"] for r in rows})
+    if unknown:
+      raise ValueError(
+        f"--methods names {unknown}, not in the workdirs; they hold "
+        f"{sorted({r['method'] for r in rows})}"
+      )
+    rows = [r for r in rows if r["method"] in keep]
   text = markdown(rows)
   if args.out:
     with open(args.out, "w") as f:
