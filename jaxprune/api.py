@@ -1,5 +1,6 @@
 """One-shot pruning and pruners from configs."""
 
+import dataclasses
 import inspect
 from collections.abc import Mapping
 from typing import Any
@@ -86,17 +87,22 @@ def create(config: Mapping | Any) -> ScorePruner:
 
   Every other key is passed to the algorithm's factory under the same name
   (see `jaxprune.algorithms`); a `policy` entry is a mapping of `Policy`
-  fields.
+  fields; a `structure` entry is a mapping with a `kind`, 'nm' (fields `m`,
+  `axis`: `jaxprune.NM`) or 'channel' (field `axis`: `jaxprune.Channel`).
 
   >>> import jaxprune
   >>> p = jaxprune.create({'algorithm': 'gradual_magnitude',
   ...   'final_sparsity': 0.9, 'begin': 0, 'end': 100, 'frequency': 10})
   >>> p.name
   'gradual_magnitude'
+  >>> jaxprune.create({'algorithm': 'magnitude', 'sparsity': 0.5,
+  ...   'structure': {'kind': 'nm', 'm': 4, 'axis': -2}}).structure
+  NM(m=4, axis=-2)
 
   Raises:
-    ValueError: for a missing or unknown algorithm (listing the known ones)
-      or a key the factory does not take (listing the ones it does).
+    ValueError: for a missing or unknown algorithm (listing the known ones),
+      a key the factory does not take (listing the ones it does), or a
+      structure with an unknown kind, field or value.
   """
   fields = dict(config.to_dict() if hasattr(config, "to_dict") else config)
   name = fields.pop("algorithm", None)
@@ -113,4 +119,51 @@ def create(config: Mapping | Any) -> ScorePruner:
     )
   if "policy" in fields and isinstance(fields["policy"], Mapping):
     fields["policy"] = Policy(**fields["policy"])
+  if "structure" in fields:
+    fields["structure"] = structure_of(fields["structure"])
   return factory(**fields)
+
+
+STRUCTURES = {"nm": NM, "channel": Channel}
+"""Structure classes by the `kind` a config names them with."""
+
+
+def structure_of(value: Mapping | NM | Channel | None) -> NM | Channel | None:
+  """A structure from its config form: `{'kind': 'nm', 'm': 4, 'axis': -2}`,
+  `{'kind': 'channel', 'axis': -1}` (omitted fields take the class
+  defaults), or None; structures and None pass through.
+
+  >>> structure_of({'kind': 'channel'})
+  Channel(axis=-1)
+
+  Raises:
+    ValueError: naming the field, the value and what is expected, for
+      anything else.
+  """
+  if value is None or isinstance(value, NM | Channel):
+    return value
+  if not isinstance(value, Mapping):
+    raise ValueError(
+      f"structure={value!r}: expected None, jaxprune.NM, jaxprune.Channel or "
+      f"a mapping with a kind in {list(STRUCTURES)}"
+    )
+  fields = dict(value)
+  kind = fields.pop("kind", None)
+  if kind not in STRUCTURES:
+    raise ValueError(
+      f"structure.kind={kind!r}: expected one of {list(STRUCTURES)} "
+      "('nm': N:M groups along an axis; 'channel': whole slices)"
+    )
+  cls = STRUCTURES[kind]
+  accepted = [f.name for f in dataclasses.fields(cls)]
+  unknown = sorted(set(fields) - set(accepted))
+  if unknown:
+    hint = " (n follows from the sparsity: 1 - n/m)" if kind == "nm" else ""
+    raise ValueError(
+      f"structure of kind '{kind}' takes no {unknown}; it takes "
+      f"{accepted}{hint}"
+    )
+  try:
+    return cls(**fields)
+  except ValueError as e:
+    raise ValueError(f"structure.{e}") from None

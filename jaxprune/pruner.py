@@ -40,6 +40,13 @@ class NM:
   m: int
   axis: int = -1
 
+  def __post_init__(self):
+    if not _is_int(self.m) or self.m < 2:
+      raise ValueError(
+        f"m={self.m!r}: expected an integer >= 2 (the N:M group length)"
+      )
+    _check_axis(self.axis)
+
 
 @dataclasses.dataclass(frozen=True)
 class Channel:
@@ -47,6 +54,21 @@ class Channel:
   dense or conv kernel) ranked by the L2 norm of their scores."""
 
   axis: int = -1
+
+  def __post_init__(self):
+    _check_axis(self.axis)
+
+
+def _is_int(value: Any) -> bool:
+  return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def _check_axis(axis):
+  if not _is_int(axis):
+    raise ValueError(
+      f"axis={axis!r}: expected an integer (an axis of the kernel, negative "
+      "counts from the last)"
+    )
 
 
 def all_kept(params: Params, policy: Policy) -> Masks:

@@ -146,6 +146,86 @@ def test_create_from_config_dict_and_configdict():
   assert random.distribution == "er"
 
 
+def test_create_builds_structures_from_config_mappings():
+  cfg = ConfigDict(
+    {
+      "algorithm": "gradual_magnitude",
+      "final_sparsity": 0.75,
+      "begin": 0,
+      "end": 2,
+      "frequency": 1,
+      "structure": {"kind": "nm", "m": 4, "axis": -2},
+    }
+  )
+  pruner = jaxprune.create(cfg)
+  assert pruner.structure == jaxprune.NM(m=4, axis=-2)
+  tx = jaxprune.wrap(optax.sgd(0.0), pruner)
+  p = params()
+  state = tx.init(p)
+  zero = jax.tree.map(jnp.zeros_like, p)
+  for _ in range(3):
+    _, state = tx.update(zero, state, p)
+  # 1:4 along the input axis: of every 4 consecutive inputs of an output
+  # (and of a 3x3 position), the largest |w| is kept, exactly one.
+  for name in ("conv", "fc"):
+    w = np.abs(np.asarray(p[name]["kernel"]))
+    mask = np.asarray(jaxprune.masks_of(state)[name]["kernel"])
+    groups = np.moveaxis(w, -2, -1).reshape(-1, 4)
+    expected = groups == groups.max(-1, keepdims=True)
+    kept = np.moveaxis(mask, -2, -1).reshape(-1, 4)
+    np.testing.assert_array_equal(kept, expected)
+  channel = jaxprune.create(
+    {
+      "algorithm": "magnitude",
+      "sparsity": 0.5,
+      "structure": {"kind": "channel"},
+    }
+  )
+  assert channel.structure == jaxprune.Channel(axis=-1)
+  same = jaxprune.create(
+    {"algorithm": "magnitude", "sparsity": 0.5, "structure": jaxprune.NM(2)}
+  )
+  assert same.structure == jaxprune.NM(2)
+  none = {"algorithm": "magnitude", "sparsity": 0.5, "structure": None}
+  assert jaxprune.create(none).structure is None
+
+
+@pytest.mark.parametrize(
+  "structure, message",
+  [
+    ({"kind": "block"}, r"structure.kind='block': expected one of \['nm'"),
+    ({"m": 4}, r"structure.kind=None: expected one of"),
+    ("2:4", r"structure='2:4': expected None, jaxprune.NM"),
+    ({"kind": "nm", "m": 0}, r"structure.m=0: expected an integer >= 2"),
+    ({"kind": "nm", "m": 4.0}, r"structure.m=4.0: expected an integer"),
+    ({"kind": "nm", "m": True}, r"structure.m=True: expected an integer"),
+    (
+      {"kind": "nm", "m": 4, "n": 2},
+      r"kind 'nm' takes no \['n'\]; it takes \['m', 'axis'\] \(n follows",
+    ),
+    (
+      {"kind": "channel", "axis": "out"},
+      r"structure.axis='out': expected an integer",
+    ),
+    ({"kind": "channel", "m": 4}, r"kind 'channel' takes no \['m'\]"),
+  ],
+)
+def test_create_rejects_bad_structures_naming_field_and_value(
+  structure, message
+):
+  config = {"algorithm": "magnitude", "sparsity": 0.5, "structure": structure}
+  with pytest.raises(ValueError, match=message):
+    jaxprune.create(config)
+
+
+def test_structures_validate_their_fields():
+  with pytest.raises(ValueError, match=r"m=1: expected an integer >= 2"):
+    jaxprune.NM(1)
+  with pytest.raises(ValueError, match=r"axis=None: expected an integer"):
+    jaxprune.Channel(axis=None)
+  assert jaxprune.NM(np.int64(4)).m == 4
+
+
 def test_bad_inputs_raise_clear_errors():
   p = params()
   with pytest.raises(ValueError, match=r"sparsity=1.5.*\[0, 1\]"):

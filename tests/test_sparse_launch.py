@@ -4,9 +4,13 @@ import importlib
 import json
 import pathlib
 
+import jax
+import jax.numpy as jnp
+import optax
 import pytest
 
 import jaxprune
+from jaxprune.core.tree import path_str
 from jaxprune.experiments import sparse, sparse_report
 from jaxprune.train import Trainer
 
@@ -45,8 +49,8 @@ def test_granet_smoke_run_ends_exactly_on_the_target(granet_run):
   assert run["sparsity"] == 1 - 5_020 / WEIGHTS
   assert sum(r["kept"] for r in run["layers"].values()) == 5_020
   assert run["final_step"] == 100
-  # Early stopping only looks from the end of pruning (step 50) on.
-  assert run["early_stop_step"] in (50, 75, 100)
+  # Early stopping only looks after the last pruning update (step 50).
+  assert run["early_stop_step"] in (75, 100)
   assert 0.0 <= run["final_test_accuracy"] <= 1.0
   assert results["summary"]["seeds"] == [0]
   lines = (workdir / "metrics.jsonl").read_text().splitlines()
@@ -131,9 +135,13 @@ def test_report_pivots_methods_by_sparsity(granet_run, tmp_path):
     sparse_report.collect([str(workdir), str(workdir)])
 
 
-METHODS = [f"{m}_lenet300_fashion_mnist" for m in _module("base").METHODS] + [
-  "granet_lenet300_digits"
-]
+BASE = _module("base")
+CONV = [f"{m}_conv4_fashion_mnist" for m in BASE.STRUCTURED]
+METHODS = (
+  [f"{m}_lenet300_fashion_mnist" for m in BASE.METHODS]
+  + ["granet_lenet300_digits"]
+  + CONV
+)
 
 
 def _targets(config):
@@ -159,3 +167,175 @@ def test_configs_build_their_pruner_with_every_preset(name):
   assert _targets(config) == {0.95}
   config.sparsity = 0.8  # as --config.sparsity=0.8 does
   assert _targets(config) == {0.8}
+
+
+STRUCTURED = [
+  f"{m}_{model}_fashion_mnist"
+  for m in BASE.STRUCTURED
+  for model in ("lenet300", "conv4")
+]
+
+
+def _init(config):
+  """The wrapped optimizer's state on the config's model, at 28x28x1."""
+  model = jaxprune.models.get(config.model.name, num_classes=10)
+  x = jnp.zeros((1, 28, 28, 1))
+  params = model.init(jax.random.key(0), x)["params"]
+  tx = jaxprune.wrap(optax.sgd(0.1), jaxprune.create(config.pruner))
+  return tx.init(params)
+
+
+def _pruned(state):
+  masks = jaxprune.masks_of(state)
+  flat = jax.tree.leaves_with_path(masks, is_leaf=lambda x: x is None)
+  return {path_str(p) for p, m in flat if m is not None}
+
+
+@pytest.mark.parametrize("name", STRUCTURED)
+@pytest.mark.parametrize(
+  "arg, kind, sparsity",
+  [
+    ("nm=2:4", "nm", 0.5),
+    ("nm=1:4", "nm", 0.75),
+    ("channel=0.5", "channel", 0.5),
+  ],
+)
+def test_structured_presets_build_on_the_model(name, arg, kind, sparsity):
+  config = _config(name, f"quick,{arg}")
+  config.lock()
+  method = config.name.removesuffix(f"_{kind}")
+  assert method in BASE.STRUCTURED
+  assert config.sparsity == sparsity and _targets(config) == {sparsity}
+  assert config.pruner.distribution == "uniform"
+  axis = -2 if kind == "nm" else -1
+  assert config.pruner.structure.kind == kind
+  assert config.pruner.structure.axis == axis
+  sparse._check(config)
+  pruned = _pruned(_init(config))
+  # Conv-4's conv1 (one input channel) has no group of 4; the output
+  # layer keeps its channels (classes).
+  kernels = {"fc1/kernel", "fc2/kernel", "fc3/kernel"}
+  if "conv4" in name:
+    kernels |= {f"conv{i}/kernel" for i in range(1, 5)}
+  dense = {"nm": {"conv1/kernel"}, "channel": {"fc3/kernel"}}[kind]
+  assert pruned == kernels - dense
+
+
+@pytest.mark.parametrize("name", [n for n in METHODS if "magnitude" in n])
+def test_global_preset_ranks_all_weights(name):
+  config = _config(name, "global,sparsity=0.95")
+  assert config.name.endswith("_global")
+  assert config.pruner.distribution == "global"
+  assert jaxprune.create(config.pruner).distribution == "global"
+
+
+@pytest.mark.parametrize(
+  "name, arg, message",
+  [
+    ("pdp_lenet300_fashion_mnist", "nm=4:2", r"nm='4:2': expected N:M"),
+    ("pdp_lenet300_fashion_mnist", "nm=0:4", r"nm='0:4': expected N:M"),
+    ("pdp_lenet300_fashion_mnist", "nm=2/4", r"nm='2/4': expected N:M"),
+    ("pdp_conv4_fashion_mnist", "nm=2:4,channel=0.5", r"'channel' applies"),
+    ("pdp_lenet300_fashion_mnist", "global", r"'global' applies to"),
+    ("rigl_lenet300_fashion_mnist", "nm=2:4", r"'nm' applies to .*'rigl'"),
+    ("pdp_lenet300_fashion_mnist", "channel", r"unknown preset 'channel'"),
+  ],
+)
+def test_bad_presets_name_the_value_and_what_is_expected(name, arg, message):
+  with pytest.raises(ValueError, match=message):
+    _config(name, arg)
+
+
+def test_runner_refuses_an_nm_sparsity_that_is_not_a_multiple_of_1_over_m(
+  tmp_path,
+):
+  config = _config("gradual_magnitude_lenet300_fashion_mnist", "nm=2:4")
+  config.sparsity = 0.9  # 3.6 of every 4
+  with pytest.raises(
+    ValueError,
+    match=r"pruner.final_sparsity = 0.9 with an N:M structure of m = 4: "
+    r"expected a multiple of 1/4",
+  ):
+    sparse.run(config, str(tmp_path))
+
+
+def _digits(config):
+  config.dataset.name = "digits"
+  config.train.eval_batch_size = 500
+  return config
+
+
+@pytest.mark.parametrize(
+  "name, arg",
+  [
+    ("pdp_conv4_fashion_mnist", "quick,nm=2:4"),
+    ("oneshot_magnitude_conv4_fashion_mnist", "quick,channel=0.5"),
+    ("gradual_magnitude_conv4_fashion_mnist", "quick"),
+  ],
+)
+def test_conv4_configs_smoke_run_a_few_steps(name, arg, tmp_path):
+  # Conv-4 on the embedded 8x8 digits: 20 steps, one per dispatch.
+  config = _digits(_config(name, arg))
+  (run,) = sparse.run(config, str(tmp_path))["runs"]
+  assert run["final_step"] == 20
+  # Per-leaf budgets: every pruned leaf at exactly its rounded count.
+  for path, layer in run["layers"].items():
+    size = layer["size"]
+    assert layer["kept"] == size - round(config.sparsity * size), path
+  if name.startswith("pdp"):
+    assert run["hardening_step"] == 15
+
+
+def test_pdp_run_records_soft_and_hardened_accuracy_and_resumes(
+  tmp_path, monkeypatch
+):
+  config = BASE.recipe(
+    "pdp",
+    dataset="digits",
+    sparsity=0.9,
+    steps=40,
+    eval_every=10,
+    steps_per_dispatch=10,
+    checkpoint_every=20,
+    eval_batch_size=500,
+    seeds=(0,),
+  )
+  config.lock()
+  # Soft from step 5 (begin 4), full target from 20, hardened at 30.
+  assert config.pruner.harden_step == 30
+  checks = []
+
+  def killed(opt_state):
+    checks.append(opt_state)
+    if len(checks) == 2:  # at step 30, hardening.json written
+      raise _Killed
+
+  monkeypatch.setattr(sparse, "check", killed)
+  with pytest.raises(_Killed):
+    sparse.run(config, str(tmp_path))
+  monkeypatch.undo()
+  hardening = json.loads((tmp_path / "seed0" / "hardening.json").read_text())
+  results = sparse.run(config, str(tmp_path))
+  (run,) = results["runs"]
+  assert run["hardening_step"] == hardening["step"] == 30
+  records = [
+    json.loads(line)
+    for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
+  ]
+  assert [r["step"] for r in records] == [0, 10, 20, 30, 40]
+  # metrics.jsonl holds the soft model's evaluation at step 30.
+  (soft,) = [r for r in records if r["step"] == 30]
+  assert run["soft_test_accuracy"] == soft["test_accuracy"]
+  assert hardening["soft"]["val_loss"] == soft["val_loss"]
+  hard = hardening["hard"]
+  assert run["hardened_test_accuracy"] == hard["test_accuracy"]
+  assert 0.0 <= hard["test_accuracy"] <= 1.0 and hard != hardening["soft"]
+  # Early stopping looks at hard models only.
+  assert run["early_stop_step"] == 40
+  assert run["kept"] == 5_020
+  summary = results["summary"]
+  assert summary["soft_test_accuracy"]["mean"] == run["soft_test_accuracy"]
+  rows = sparse_report.collect([str(tmp_path)])
+  text = sparse_report.markdown(rows)
+  assert "| soft test accuracy at hardening (%) | sparsity 0.9 |" in text
+  assert "| hardened test accuracy (no fine-tuning) (%) |" in text

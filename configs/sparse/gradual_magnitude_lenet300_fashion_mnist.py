@@ -5,11 +5,16 @@ r"""Gradual magnitude pruning (Zhu & Gupta), LeNet-300-100 on Fashion-MNIST.
     --workdir=/tmp/sparse_gradual_magnitude_lenet300_fashion_mnist
 
 Per-layer magnitude pruning on the cubic schedule from step 500 to 2,500,
-every 100 steps, to 90% sparsity; early stopping looks from step 2,500 on.
+every 100 steps, to 90% sparsity; early stopping looks after step 2,500
+(the last pruning update).
 The lottery recipe (Adam 1.2e-3, batch 60, 5,000 steps, evaluation every
 250); two seeds of 15-30 s each on 2 shared CPU cores (RigL, GraNet
 measured: 14-21 s of training, 17-32 s with start-up). `:quick`: 500 steps,
 one seed. `:sparsity=0.95` (or `--config.sparsity=0.95`) moves the target.
+Structured presets: `nm=2:4` / `nm=1:4` (N:M along each kernel's input
+axis), `channel=0.5` (whole output channels; the output layer stays
+dense), `global` (one ranking of all weights); comma-separated
+(docs/results/pdp.md).
 """
 
 import ml_collections
@@ -18,6 +23,6 @@ from configs.sparse.base import preset, recipe
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  """The config; presets `quick` and `sparsity=S`, comma-separated."""
+  """The config; see the module docstring for the presets."""
   config = recipe("gradual_magnitude", dataset="fashion_mnist")
   return preset(config, arg, steps=500, checkpoint_every=250)

@@ -6,11 +6,11 @@ r"""GraNet from dense, LeNet-300-100 on Fashion-MNIST.
 
 Global magnitude pruning on the cubic schedule from step 500 to 2,500, every
 100 steps, to 90% sparsity, with per-layer regeneration (rate 0.5
-cosine-decayed to 0.005, grown by gradient) until the end; early stopping
-looks from step 2,500 on. The lottery recipe (Adam 1.2e-3, batch 60, 5,000
-steps, evaluation every 250); two seeds of 15-30 s each on 2 shared CPU
-cores (RigL, GraNet measured: 14-21 s of training, 17-32 s with start-up).
-`:quick`: 500 steps, one seed. `:sparsity=0.95` (or
+cosine-decayed to 0.005, grown by gradient) until the end; early stopping looks
+after step 2,500, the last pruning update. The lottery recipe (Adam 1.2e-3,
+batch 60, 5,000 steps, evaluation every 250); two seeds of 15-30 s each on 2
+shared CPU cores (RigL, GraNet measured: 14-21 s of training, 17-32 s with
+start-up). `:quick`: 500 steps, one seed. `:sparsity=0.95` (or
 `--config.sparsity=0.95`) moves the target.
 """
 

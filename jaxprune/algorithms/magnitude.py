@@ -67,12 +67,15 @@ def gradual_magnitude(
   power: int = 3,
   distribution: str | Mapping = "uniform",
   min_fraction: float = 0.0,
+  structure: NM | Channel | None = None,
   policy: Policy = Policy(),
 ) -> ScorePruner:
   """Zhu & Gupta gradual magnitude pruning on the polynomial schedule.
 
   Masks are recomputed every `frequency` steps in [begin, end] and at `end`,
-  where the sparsity is exactly `final_sparsity`.
+  where the sparsity is exactly `final_sparsity`. With `NM(m)` the kept
+  count per group steps down from m to `kept_count(m, final_sparsity)`;
+  with `Channel` whole channels go, per leaf.
 
   >>> p = gradual_magnitude(0.9, begin=0, end=1000, frequency=100)
   >>> round(float(p.schedule.sparsity(100)), 3)
@@ -85,6 +88,7 @@ def gradual_magnitude(
     ),
     distribution=distribution,
     min_fraction=min_fraction,
+    structure=structure,
     policy=policy,
     name="gradual_magnitude",
   )

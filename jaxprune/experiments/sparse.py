@@ -12,7 +12,9 @@ Config keys (see `configs/sparse/`), each used as named:
   dataset.name, dataset.seed: `jaxprune.data.load(name, seed=seed)`.
   model.name: `jaxprune.models.get(name, num_classes=...)`.
   pruner: `jaxprune.create(pruner)`, an `algorithm` and its factory's
-    arguments.
+    arguments; `pruner.structure`, where the factory takes one, is
+    `{'kind': 'nm', 'm': M, 'axis': A}` (N:M: its sparsity must be a
+    multiple of 1/M) or `{'kind': 'channel', 'axis': A}`.
   prune_at_init (optional, with pruner.algorithm 'fixed'): `batches`, the
     number of training batches scored (the first of the seed's data
     order); `shuffle`, whether each leaf's kept positions are then moved at
@@ -32,7 +34,8 @@ Config keys (see `configs/sparse/`), each used as named:
     the `jaxprune.train.Trainer` arguments of the same names.
   early_stop_from: the early-stopping evaluation is the one of minimum
     validation loss at this step or later (gradual methods: where pruning
-    ends, so that it is taken at the final sparsity).
+    ends, so that it is taken at the final sparsity); for PDP, after its
+    `harden_step` in any case (hard models only).
   sparsity (optional): the target the method's keys refer to; recorded in
     the results as `target_sparsity` (0 without it).
   seeds: replicates; a seed sets the initialisation, the data order and the
@@ -45,6 +48,13 @@ checkpoints while it trains, and its wall time so far (`wall_time_s`:
 prune-at-init scoring, compilation and evaluation included, summed over
 resumes). A rerun skips finished seeds and resumes an interrupted one from
 its latest checkpoint.
+
+PDP runs also stop at `harden_step`, the last step of the soft model, and
+evaluate it twice: as it is (soft masks, the evaluation metrics.jsonl
+holds) and hardened (binary masks, exactly the final count per leaf, as the
+hardening update sets them, before any fine-tuning). `seed<n>/hardening.json`
+holds both; the seed's record adds `hardening_step`, `soft_test_accuracy`
+and `hardened_test_accuracy`.
 `jaxprune.check` runs on the optimizer state at every checkpoint, so a
 pruner that met non-finite scores stops the run naming the leaf.
 """
@@ -63,8 +73,10 @@ import optax
 import tqdm
 
 from jaxprune.algorithms import lottery, pai
+from jaxprune.algorithms.pdp import PDPPruner, hard_masks
 from jaxprune.api import create
 from jaxprune.core.summary import summary
+from jaxprune.core.tree import apply_masks
 from jaxprune.data import load
 from jaxprune.experiments import sparse_report
 from jaxprune.experiments import workdir as wd
@@ -76,6 +88,7 @@ RESULTS = "results.json"
 PLOT = "curves.png"
 SEED_RESULT = "result.json"
 WALL_TIME = "wall_time.json"
+HARDENING = "hardening.json"
 
 
 def _check(config: ml_collections.ConfigDict) -> None:
@@ -91,6 +104,19 @@ def _check(config: ml_collections.ConfigDict) -> None:
       f"config.prune_at_init needs pruner.algorithm 'fixed' to train under "
       f"its masks; got {config.pruner.algorithm!r}"
     )
+  structure = config.pruner.get("structure")
+  if structure is not None and structure.get("kind") == "nm":
+    m = structure.get("m")
+    for key in ("sparsity", "final_sparsity"):
+      target = config.pruner.get(key)
+      if target is None or not isinstance(m, int):
+        continue  # `create` names a bad m
+      if abs(target * m - round(target * m)) > 1e-6:
+        raise ValueError(
+          f"config.pruner.{key} = {target} with an N:M structure of m = "
+          f"{m}: expected a multiple of 1/{m} (N:M keeps n = m (1 - "
+          f"sparsity) of every m, e.g. {1 - 2 / m:g} for 2:{m})"
+        )
 
 
 def _label(config: ml_collections.ConfigDict) -> str:
@@ -192,6 +218,33 @@ def _start(config, trainer, pruner, seed) -> TrainState:
   return jax.device_put(state, jax.local_devices()[0])
 
 
+def _hardening_step(pruner, steps: int) -> int | None:
+  """The step whose model PDP hardens (its `harden_step`), if the run
+  reaches it with a soft phase before it; None for other pruners."""
+  if not isinstance(pruner, PDPPruner):
+    return None
+  step = pruner.harden_step
+  return step if pruner.begin < step <= steps else None
+
+
+def _hardening(trainer, state, history, path) -> dict:
+  """Soft and hardened evaluations of `state`, the model PDP is about to
+  harden, kept in `path` (a resumed run finds them there)."""
+  if os.path.exists(path):
+    with open(path) as f:
+      return json.load(f)
+  soft = next(r for r in history if r["step"] == int(state.step))
+  hard = hard_masks(state.params, state.opt_state)
+  record = {
+    "step": int(state.step),
+    "soft": {k: v for k, v in soft.items() if k not in ("step", "train_loss")},
+    "hard": trainer.evaluate(state, apply_masks(state.params, hard)),
+  }
+  # Kept in memory too: on several hosts only the first writes the file.
+  wd.write_json(path, record)
+  return record
+
+
 def _train(config, trainer, pruner, seed, directory, callback) -> dict:
   """Trains one seed to the end, checkpoint by checkpoint; its record."""
   clock = os.path.join(directory, WALL_TIME)
@@ -201,28 +254,41 @@ def _train(config, trainer, pruner, seed, directory, callback) -> dict:
       seconds = json.load(f)["seconds"]
   steps, every = config.train.steps, config.train.checkpoint_every
   checkpoints = os.path.join(directory, "checkpoints")
+  harden = _hardening_step(pruner, steps)
+  hardening = None
   begin = time.perf_counter()
   state = _start(config, trainer, pruner, seed)
   # Segments end at checkpoints, where `check` reads the pruner's state
-  # back; each `fit` resumes from the checkpoint the previous one wrote.
+  # back, and at PDP's hardening step; each `fit` resumes from the
+  # checkpoint the previous one wrote.
   while True:
     stop = min((int(state.step) // every + 1) * every, steps)
+    if harden is not None and int(state.step) < harden:
+      stop = min(stop, harden)
     result = trainer.fit(
       state, stop, checkpoint_dir=checkpoints, callback=callback
     )
     state = result.state
+    if int(state.step) == harden:
+      path = os.path.join(directory, HARDENING)
+      hardening = _hardening(trainer, state, result.history, path)
     now = time.perf_counter()
     seconds, begin = seconds + now - begin, now
     wd.write_json(clock, {"seconds": seconds})
     check(state.opt_state)
     if int(state.step) >= steps:
       break
-  candidates = [
-    r for r in result.history if r["step"] >= config.early_stop_from
-  ]
+  if harden is not None and hardening is None:  # resumed past it
+    with open(os.path.join(directory, HARDENING)) as f:
+      hardening = json.load(f)
+  # Early stopping looks at hard models only: PDP's after hardening.
+  first = config.early_stop_from
+  if harden is not None and harden < steps:
+    first = max(first, harden + 1)
+  candidates = [r for r in result.history if r["step"] >= first]
   early = min(candidates, key=lambda r: r["val_loss"])
   counts = summary(masks_of(state.opt_state))
-  return {
+  record = {
     "final_step": result.final["step"],
     "final_test_accuracy": result.final["test_accuracy"],
     "early_stop_step": early["step"],
@@ -237,6 +303,11 @@ def _train(config, trainer, pruner, seed, directory, callback) -> dict:
     },
     "wall_time_s": seconds,
   }
+  if hardening is not None:
+    record["hardening_step"] = hardening["step"]
+    record["soft_test_accuracy"] = hardening["soft"]["test_accuracy"]
+    record["hardened_test_accuracy"] = hardening["hard"]["test_accuracy"]
+  return record
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -251,7 +322,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     '(layerwise shuffle)' for shuffled prune-at-init masks),
     `target_sparsity`, `model`, `dataset`, `runs` (per seed: test accuracy
     at the end and at early stop, the early-stop step, the final masks'
-    sparsity overall and per layer, training seconds) and `summary`
+    sparsity overall and per layer, training seconds; for PDP the soft and
+    hardened test accuracy at hardening) and `summary`
     (`sparse_report.summarize`).
 
   Raises:

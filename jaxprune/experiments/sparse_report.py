@@ -27,14 +27,27 @@ METRICS = (
   "sparsity",
   "wall_time_s",
 )
+OPTIONAL = (
+  "soft_test_accuracy",
+  "hardened_test_accuracy",
+  "hardening_step",
+)
+"""Metrics of some methods only (PDP's soft and hardened models), summarized
+where every run of a row has them."""
 ACCURACIES = {
   "final_test_accuracy": "final test accuracy",
   "early_stop_test_accuracy": "test accuracy at early stop",
 }
+HARDENING = {
+  "soft_test_accuracy": "soft test accuracy at hardening",
+  "hardened_test_accuracy": "hardened test accuracy (no fine-tuning)",
+}
+LABELS = {**ACCURACIES, **HARDENING}
 
 
 def summarize(runs: list[dict]) -> dict:
-  """`seeds`, and the mean, standard deviation, min and max of each metric.
+  """`seeds`, and the mean, standard deviation, min and max of each metric
+  (and of each `OPTIONAL` one every run has).
 
   >>> s = summarize([{'seed': s, 'final_test_accuracy': a,
   ...   'early_stop_test_accuracy': a, 'early_stop_step': 10, 'sparsity': 0.9,
@@ -43,7 +56,8 @@ def summarize(runs: list[dict]) -> dict:
   ([0, 1], 0.85)
   """
   out = {"seeds": sorted(r["seed"] for r in runs)}
-  for metric in METRICS:
+  optional = [m for m in OPTIONAL if all(m in r for r in runs)]
+  for metric in (*METRICS, *optional):
     values = np.array([r[metric] for r in runs], np.float64)
     out[metric] = {
       "mean": float(values.mean()),
@@ -103,12 +117,14 @@ def _percent(stats: dict) -> str:
 
 
 def pivot(rows: list[dict], metric: str = "final_test_accuracy") -> str:
-  """A Markdown table of an accuracy in %, methods by target sparsity."""
+  """A Markdown table of an accuracy in %, methods by target sparsity
+  (only the methods that have it)."""
+  rows = [r for r in rows if metric in r]
   targets = sorted({r["target_sparsity"] for r in rows})
   cells = {(r["method"], r["target_sparsity"]): r for r in rows}
   methods = list(dict.fromkeys(r["method"] for r in rows))
   lines = [
-    f"| {ACCURACIES[metric]} (%) | "
+    f"| {LABELS[metric]} (%) | "
     + " | ".join(f"sparsity {t:g}" for t in targets)
     + " |",
     "|---|" + "---:|" * len(targets),
@@ -143,8 +159,11 @@ def details(rows: list[dict]) -> str:
 
 
 def markdown(rows: list[dict]) -> str:
-  """Both accuracy pivots and the detail table."""
-  return "\n".join([pivot(rows, m) for m in ACCURACIES] + [details(rows)])
+  """Both accuracy pivots, the soft and hardened ones where some rows have
+  them, and the detail table."""
+  metrics = list(ACCURACIES)
+  metrics += [m for m in HARDENING if any(m in r for r in rows)]
+  return "\n".join([pivot(rows, m) for m in metrics] + [details(rows)])
 
 
 def plot(rows: list[dict], path: str, title: str = "") -> None:
@@ -154,6 +173,7 @@ def plot(rows: list[dict], path: str, title: str = "") -> None:
   fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
   methods = dict.fromkeys(r["method"] for r in rows)
   for ax, metric in zip(axes, ACCURACIES, strict=True):
+    ticks = set()
     for method in methods:
       mine = sorted(
         (r for r in rows if r["method"] == method),
@@ -165,15 +185,19 @@ def plot(rows: list[dict], path: str, title: str = "") -> None:
         ax.axhline(mean[0], color="gray", linestyle="--", label=method)
         continue
       x = [100 * (1 - r["sparsity"]["mean"]) for r in mine]
+      ticks.update(round(v, 1) for v in x)
       ax.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=method)
     ax.set_xscale("log")
     ax.invert_xaxis()
     ax.set_xlabel("% of weights remaining")
     ax.set_ylabel(f"{ACCURACIES[metric]} (%)")
     ax.grid(True, which="both", alpha=0.3)
+    # Ticks at the runs' densities, labelled plainly (no 2x10^0).
+    ax.set_xticks(sorted(ticks))
     ax.xaxis.set_major_formatter(
       matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
     )
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
   axes[0].legend(fontsize="small")
   if title:
     fig.suptitle(title)
@@ -220,8 +244,20 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument("--out", help="Markdown file (default: print it)")
   parser.add_argument("--plot", help="PNG of accuracy against sparsity")
   parser.add_argument("--title", default="", help="the plot's title")
+  parser.add_argument(
+    "--methods", help="comma-separated methods to keep (default: all)"
+  )
   args = parser.parse_args(argv)
   rows = collect(args.workdirs)
+  if args.methods:
+    keep = args.methods.split(",")
+    unknown = sorted(set(keep) - {r["method"] for r in rows})
+    if unknown:
+      raise ValueError(
+        f"--methods names {unknown}, not in the workdirs; they hold "
+        f"{sorted({r['method'] for r in rows})}"
+      )
+    rows = [r for r in rows if r["method"] in keep]
   text = markdown(rows)
   if args.out:
     with open(args.out, "w") as f:

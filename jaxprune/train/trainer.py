@@ -196,7 +196,7 @@ class Trainer:
       self._train_chunk, mapped=(True, False, False, True, False)
     )
     self._evaluate = self.layout.compile(
-      self._evaluate_splits, mapped=(True, True, True)
+      self._evaluate_splits, mapped=(True, True, True, True)
     )
 
   def init_variables(self, key: jax.Array) -> dict:
@@ -303,26 +303,43 @@ class Trainer:
       return state, loss[None]
     return jax.lax.scan(one, state, (indices, active))
 
-  def _evaluate_splits(self, state, val, test):
+  def _evaluate_splits(self, state, params, val, test):
     logits = lambda v, x: self.model.apply(v, x, train=False)
+    variables = state.variables
+    if params is not None:
+      variables = {**variables, "params": params}
     return tuple(
       evaluation.evaluate(
-        logits, state.variables, split, axis_name=self.layout.axis_name
+        logits, variables, split, axis_name=self.layout.axis_name
       )
       for split in (val, test)
     )
 
-  def _evaluate_placed(self, placed: TrainState) -> dict[str, float]:
-    val, test = self._evaluate(placed, self._val, self._test)
+  def _evaluate_placed(
+    self, placed: TrainState, params: Params | None = None
+  ) -> dict[str, float]:
+    val, test = self._evaluate(placed, params, self._val, self._test)
     return {
       f"{split}_{name}": float(self.layout.local(value))
       for split, values in (("val", val), ("test", test))
       for name, value in values.items()
     }
 
-  def evaluate(self, state: TrainState) -> dict[str, float]:
-    """Loss and accuracy on the whole validation and test splits."""
-    return self._evaluate_placed(self.layout.place(state))
+  def evaluate(
+    self, state: TrainState, params: Params | None = None
+  ) -> dict[str, float]:
+    """Loss and accuracy on the whole validation and test splits.
+
+    Args:
+      state: the model to evaluate (its effective params, `forward`).
+      params: evaluate these params instead, used as they are, with the
+        state's BatchNorm statistics (e.g. PDP's hard-masked model during
+        the soft phase).
+    """
+    layout = self.layout
+    return self._evaluate_placed(
+      layout.place(state), None if params is None else layout.place(params)
+    )
 
   def fit(
     self,
