@@ -21,9 +21,11 @@ once, in alternating order). Figures:
   step's time / the `none` step's time in the same repetition); 1.0 is
   perfect weak scaling.
 
-Without a GPU the script forces 8 CPU devices (`XLA_FLAGS`); they share this
-machine's cores, so the ratios measure the cost of splitting a batch (about
-the device count when compute-bound), not a speed-up.
+The script asks XLA for 8 CPU devices (`XLA_FLAGS`, unless already set);
+where JAX runs on accelerators it uses those instead, as many of 1, 2, 4
+and 8 as there are. Forced CPU devices share this machine's cores, so there
+the ratios measure the cost of splitting a batch (about the device count
+when compute-bound), not a speed-up.
 
   python benchmarks/parallel.py            # table
   python benchmarks/parallel.py --json     # one JSON object on stdout
@@ -118,7 +120,7 @@ def measure(reps: int) -> dict:
     print(f"compiling {name} ...", file=sys.stderr)
     runners = {("none", 1): _runner(recipe, dataset, "none", 1)}
     for parallel in ("pmap", "sharded"):
-      for devices in DEVICES:
+      for devices in [d for d in DEVICES if d <= jax.local_device_count()]:
         runners[parallel, devices] = _runner(recipe, dataset, parallel, devices)
     print(f"timing {name} ({reps} repetitions) ...", file=sys.stderr)
     times = interleaved(runners, reps)
