@@ -137,7 +137,22 @@ def _sample(keys: list[_Keys], skip: jax.Array):
 
 def _threshold(keys, k, total, skip, start=None):
   """Largest key t with count(keys >= t) >= k, with count(>= t) and, when
-  that exceeds k, count(> t).
+  that exceeds k, count(> t); see `_bracket`."""
+  lo, c_lo, hi, c_hi = _bracket(keys, k, total, skip, start)
+  done = (c_lo == k) | (hi - lo <= 1)
+  lo, c_lo, c_hi = jax.lax.cond(
+    done,
+    lambda: (lo, c_lo, c_hi),
+    lambda: _bisect(_gather(keys, skip, lo, hi), k, lo, c_lo, hi, c_hi),
+  )
+  # On an exact count no tie is split and count(> lo) is not needed.
+  return lo, c_lo, jnp.where(c_lo == k, c_lo, c_hi)
+
+
+def _bracket(keys, k, total, skip, start=None, stop_at_k=True):
+  """A bracket [lo, hi) of keys around the k-th largest, with count(>= lo)
+  and count(>= hi): it holds at most `_FEW` entries, or is one key wide, or
+  (with `stop_at_k`) count(>= lo) is exactly k.
 
   Requires 1 <= k <= total (the entries of leaves not skipped) and no key
   equal to 0xFFFFFFFF (NaN patterns). The bracket [lo, hi) always holds the
@@ -156,8 +171,8 @@ def _threshold(keys, k, total, skip, start=None):
     opening = _start_opening(k, *start)
 
   def cond(s):
-    open_ = (s["c_lo"] != k) & (s["hi"] - s["lo"] > 1)
-    return open_ & (s["c_lo"] - s["c_hi"] > _FEW)
+    open_ = (s["hi"] - s["lo"] > 1) & (s["c_lo"] - s["c_hi"] > _FEW)
+    return open_ & (s["c_lo"] != k) if stop_at_k else open_
 
   def body(s):
     lo, hi, it, moves = s["lo"], s["hi"], s["it"], s["moves"]
@@ -205,26 +220,19 @@ def _threshold(keys, k, total, skip, start=None):
     c_first=jnp.int32(0),
   )
   s = jax.lax.while_loop(cond, body, init)
-  lo, c_lo, hi, c_hi = s["lo"], s["c_lo"], s["hi"], s["c_hi"]
-  done = (c_lo == k) | (hi - lo <= 1)
-  lo, c_lo, c_hi = jax.lax.cond(
-    done,
-    lambda: (lo, c_lo, c_hi),
-    lambda: _finish(keys, k, skip, lo, c_lo, hi, c_hi),
-  )
-  # On an exact count no tie is split and count(> lo) is not needed.
-  return lo, c_lo, jnp.where(c_lo == k, c_lo, c_hi)
+  return s["lo"], s["c_lo"], s["hi"], s["c_hi"]
 
 
-def _finish(keys, k, skip, lo, c_lo, hi, c_hi):
-  """`_threshold`'s last step once [lo, hi) holds at most `_FEW` entries:
-  one pass gathers the rows holding them, and bisection on those rows alone
-  (count(>= g) = c_hi + their count) ends the search."""
+def _gather(keys, skip, lo, hi):
+  """The keys in [lo, hi) (at most `_FEW` rows of them; 0 elsewhere), in one
+  pass that finds the rows holding them."""
+  # A per-row maximum in bytes is faster on CPU than `any` over bools.
   flags = [
-    jnp.any((x.rows >= lo) & (x.rows < hi), axis=1) & ~skip[i]
+    (jnp.max(((x.rows >= lo) & (x.rows < hi)).astype(jnp.uint8), axis=1) > 0)
+    & ~skip[i]
     for i, x in enumerate(keys)
   ]
-  starts = np.cumsum([0] + [x.rows.shape[0] for x in keys])
+  starts = _starts(keys)
   (picked,) = jnp.nonzero(
     jnp.concatenate(flags), size=_FEW, fill_value=starts[-1]
   )
@@ -237,14 +245,23 @@ def _finish(keys, k, skip, lo, c_lo, hi, c_hi):
     rows = x.rows[jnp.clip(local, 0, x.rows.shape[0] - 1)]
     inside = here[:, None] & (rows >= lo) & (rows < hi)
     few = jnp.where(inside, rows, few)
+  return few
+
+
+def _bisect(few, k, lo, c_lo, hi, c_hi, stop_at_k=True):
+  """`_bracket` finished by bisection on `_gather`'s keys alone, count(>= g)
+  being c_hi + their count: the largest key t with count(>= t) >= k,
+  count(>= t) and count(>= the bracket's end above t)."""
+  base = c_hi
 
   def cond(b):
-    return (b[1] != k) & (b[2] - b[0] > 1)
+    open_ = b[2] - b[0] > 1
+    return open_ & (b[1] != k) if stop_at_k else open_
 
   def body(b):
     lo, c_lo, hi, c_hi = b
     mid = lo + (hi - lo) // 2
-    c = c_hi_outer + jnp.sum(few >= mid, dtype=jnp.int32)
+    c = base + count_true(few >= mid)
     up = c >= k
     return (
       jnp.where(up, mid, lo),
@@ -253,7 +270,6 @@ def _finish(keys, k, skip, lo, c_lo, hi, c_hi):
       jnp.where(up, c_hi, c),
     )
 
-  c_hi_outer = c_hi
   lo, c_lo, _, c_hi = jax.lax.while_loop(cond, body, (lo, c_lo, hi, c_hi))
   return lo, c_lo, c_hi
 
@@ -391,7 +407,7 @@ def boundary(
   prunes: the k-th and (k+1)-th largest entries, equal under a tie.
 
   The same sort-free search as `topk_mask` finds them, and no mask is
-  built: two more passes read the values next to the threshold.
+  built: one more pass gathers the entries next to the threshold.
 
   Args:
     scores: a float array without NaN.
@@ -418,21 +434,29 @@ def boundary(
   if n == 0:
     return inf, -inf
   k = jnp.clip(jnp.asarray(k, jnp.int32), 0, n)
-  first = jnp.maximum(k, 1)
+  first, second = jnp.maximum(k, 1), jnp.clip(k + 1, 1, n)
   start = None
   if guess is not None:
     start = tuple(jnp.asarray(g, jnp.float32) for g in guess)
-  t, c_ge, _ = _threshold([keys], first, n, jnp.zeros(1, bool), start)
-  # With a tie at t both values are t; else t lies in (next, first-th]
-  # (t is 0, the padding's key, when everything is kept). The second
-  # reduction reads the first's result: XLA:CPU runs sibling reductions
-  # fused into one loop, many times slower than apart.
-  rows, tie = keys.rows, c_ge > first
-  above = rows >= jnp.maximum(t, 1)
-  kth = jnp.min(jnp.min(jnp.where(above, rows, _TOP), axis=1))
-  kth = jnp.where(tie, t, kth)
-  below = jnp.max(jnp.max(jnp.where(rows < kth, rows, 0), axis=1))
-  after = _from_keys(jnp.where(tie, t, below))
+  # One bracket around the (k+1)-th largest key, one pass gathering its
+  # entries, and bisection on those alone finds it and, unless the bracket's
+  # top end counts exactly k, the k-th too: no full min or max reduction
+  # (several times a counting pass on CPU).
+  skip = jnp.zeros(1, bool)
+  lo, c_lo, hi, c_hi = _bracket([keys], second, n, skip, start, False)
+  few = _gather([keys], skip, lo, hi)
+  after = _bisect(few, second, lo, c_lo, hi, c_hi, False)[0]
+
+  def kth_above():
+    rows = keys.rows
+    return jnp.min(jnp.where(rows >= hi, rows, _TOP))
+
+  kth = jax.lax.cond(
+    c_hi < first,
+    lambda: _bisect(few, first, lo, c_lo, hi, c_hi, False)[0],
+    kth_above,
+  )
+  after = _from_keys(after)
   kth = _from_keys(kth)
   kept_min = jnp.where(k == 0, inf, kth)
   pruned_max = jnp.where(k == 0, kth, jnp.where(k == n, -inf, after))
