@@ -7,6 +7,10 @@ loop so that machine noise hits both sides alike:
   taken with respect to `jaxprune.forward(params, state)`) against the same
   plain optax step, on LeNet-300-100 (batch 60) and on a 12.6M-parameter MLP
   (batch 256), on steps where the masks do not change;
+- ordinary GraNet steps and PDP soft-mask steps (threshold found every
+  step, gradient taken through `jaxprune.forward`) on both models, and RigL
+  steps that drop and regrow on every call on the MLP, each against the
+  plain step;
 - one global magnitude mask update (sort-free selection) on the MLP, and the
   same threshold found with a full `jnp.sort`, each against one plain step;
 - the number of compilations of the wrapped step over a run of 20 mask
@@ -47,6 +51,7 @@ TARGETS = {
   "mask_update_ratio": 0.5,
   "step_ratio_granet": 1.03,
   "regrow_ratio": 1.5,
+  "step_ratio_pdp": 1.3,
 }
 
 
@@ -91,11 +96,21 @@ def mlp_setup(batch: int = 256, dim: int = 1024):
   return params, (x, y), loss_fn
 
 
-def make_step(loss_fn, tx, wrapped: bool, donate: bool = True):
+def make_step(
+  loss_fn, tx, wrapped: bool, donate: bool = True, through: bool = False
+):
   """A jitted full train step: forward, grad, update, apply_updates; params
-  and optimizer state donated (updated in place) unless `donate` is False."""
+  and optimizer state donated (updated in place) unless `donate` is False.
+  With `through`, the gradient is taken through `jaxprune.forward` (soft
+  masks: PDP), else with respect to its output."""
 
   def step(params, opt_state, x, y):
+    if through:
+      loss, grads = jax.value_and_grad(
+        lambda p: loss_fn(jaxprune.forward(p, opt_state), x, y)
+      )(params)
+      updates, opt_state = tx.update(grads, opt_state, params)
+      return optax.apply_updates(params, updates), opt_state, loss
     fwd = jaxprune.forward(params, opt_state) if wrapped else params
     loss, grads = jax.value_and_grad(loss_fn)(fwd, x, y)
     updates, opt_state = tx.update(grads, opt_state, params)
@@ -142,12 +157,23 @@ def rigl_every_step():
   return jaxprune.algorithms.rigl(SPARSITY, end=10**6, frequency=1)
 
 
-def pruned_runner(setup_out, pruner, warmup: int = 8) -> "Runner":
+def pdp_soft():
+  """PDP to 90% (global budgets) on a ramp that outlasts the run: every
+  timed step uses soft masks and computes this step's threshold."""
+  return jaxprune.algorithms.pdp(SPARSITY, begin=0, end=10**4)
+
+
+def pruned_runner(
+  setup_out, pruner, warmup: int = 8, through: bool = False
+) -> "Runner":
   """A donated wrapped-adam runner for `pruner`, warmed up."""
   params, batch, loss_fn = setup_out
   tx = jaxprune.wrap(optax.adam(1e-3), pruner, key=jax.random.key(0))
   runner = Runner(
-    make_step(loss_fn, tx, True), copy(params), tx.init(params), batch
+    make_step(loss_fn, tx, True, through=through),
+    copy(params),
+    tx.init(params),
+    batch,
   )
   for _ in range(warmup):
     jax.block_until_ready(runner())
@@ -176,6 +202,7 @@ def step_runners(setup, warmup: int = 8):
   for _ in range(warmup):
     jax.block_until_ready([r() for r in runners.values()])
   runners["granet"] = pruned_runner(setup_out, granet_quiet(), warmup)
+  runners["pdp"] = pruned_runner(setup_out, pdp_soft(), warmup, through=True)
   return runners, setup_out
 
 
@@ -188,6 +215,7 @@ def step_figures(out: dict, t: dict, model: str) -> None:
   )
   out[f"plain_step_ms_{model}_nodonate"] = ms(t["plain_nodonate"])
   out[f"step_ratio_granet_{model}"] = ratio(t["granet"], t["plain"])
+  out[f"step_ratio_pdp_{model}"] = ratio(t["pdp"], t["plain"])
 
 
 def interleaved(fns: dict, reps: int) -> dict:
@@ -349,6 +377,9 @@ def run(lenet_reps: int, mlp_reps: int, sort_reps: int, log) -> dict:
   out["step_ratio_granet"] = max(
     out["step_ratio_granet_lenet"], out["step_ratio_granet_mlp"]
   )
+  out["step_ratio_pdp"] = max(
+    out["step_ratio_pdp_lenet"], out["step_ratio_pdp_mlp"]
+  )
   out.update(
     reps_lenet=lenet_reps,
     reps_mlp=mlp_reps,
@@ -428,7 +459,7 @@ def table(r: dict) -> str:
     ),
     ("mask_bytes_per_param", f"{r['mask_bytes_per_param']:.2f}", "", ""),
   ]
-  for key in ("step_ratio_granet", "regrow_ratio"):
+  for key in ("step_ratio_granet", "regrow_ratio", "step_ratio_pdp"):
     rows.append(
       (
         key,

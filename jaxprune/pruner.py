@@ -96,10 +96,20 @@ def check_finite(named_scores: dict[str, jax.Array]) -> jax.Array:
   paths = list(named_scores)
   if not paths:
     return jnp.zeros((), jnp.int32)
-  bad = jnp.array(
-    [~jnp.all(jnp.isfinite(named_scores[p])) for p in paths], bool
-  ).reshape(-1)
-  code = jnp.where(jnp.any(bad), jnp.argmax(bad) + 1, 0).astype(jnp.int32)
+  scores = [named_scores[p] for p in paths]
+
+  def first_bad():
+    bad = jnp.array([~jnp.all(jnp.isfinite(s)) for s in scores], bool)
+    bad = bad.reshape(-1)
+    return jnp.where(jnp.any(bad), jnp.argmax(bad) + 1, 0).astype(jnp.int32)
+
+  # A sum of finite values is finite unless it overflows, and a plain sum is
+  # several times faster on CPU than the elementwise check: the exact check
+  # runs only when some sum is not finite.
+  suspect = jnp.any(
+    jnp.array([~jnp.isfinite(jnp.sum(s, dtype=jnp.float32)) for s in scores])
+  )
+  code = jax.lax.cond(suspect, first_bad, lambda: jnp.int32(0))
   if not isinstance(code, jax.core.Tracer):
     raise_nonfinite(paths, code)
   return code

@@ -254,10 +254,11 @@ class DropGrowPruner:
         free.append(i)
         continue
       target = selection.kept_count(m.size, fixed)
-      kept[i] = selection.topk_mask(scores[i], jnp.minimum(target, _nnz(m)))
+      nnz = selection.count_true(m)
+      kept[i] = selection.topk_mask(scores[i], jnp.minimum(target, nnz))
       fixed_kept += target
     total = sum(m.size for _, m, _ in leaves)
-    active = sum(_nnz(leaves[i][1]) for i in free)
+    active = sum(selection.count_true(leaves[i][1]) for i in free)
     budget = selection.kept_count(total, sparsity) - fixed_kept
     budget = jnp.clip(budget, 0, active)
     chosen = selection.global_topk_masks([scores[i] for i in free], budget)
@@ -277,7 +278,7 @@ class DropGrowPruner:
     drop = [jnp.where(m, jnp.abs(w), -1.0) for _, m, w in leaves]
     out = []
     for (_, m, _), d, g in zip(leaves, drop, grow, strict=True):
-      n = _nnz(m)
+      n = selection.count_true(m)
       n_drop = self._drop_count(rate, n)
       kept = selection.topk_mask(d, n - n_drop)
       grown = selection.topk_mask(jnp.where(kept, -1.0, g), n_drop)
@@ -288,10 +289,6 @@ class DropGrowPruner:
     x = rate * n.astype(jnp.float32)
     x = jnp.ceil(x) if self.rounding == "ceil" else jnp.floor(x)
     return jnp.clip(x.astype(jnp.int32), 0, n)
-
-
-def _nnz(mask: jax.Array) -> jax.Array:
-  return jnp.sum(mask, dtype=jnp.int32)
 
 
 def _pruned_leaves(masks, tree):

@@ -246,12 +246,14 @@ class PDPPruner:
       named = {p: jnp.abs(w) for p, w in _masked(masks, params)}
       hard_code = jnp.maximum(code, check_finite(named))
       hard = map_masked(self._hard_leaf, masks, params, leaves)
+      # Only here can masks change: the soft phase passes them through.
+      ok = hard_code == 0
+      hard = map_masked(lambda h, m: jnp.where(ok, h, m), hard, masks)
       return hard, PDPState(jnp.int32(HARD), leaves, hard_code)
 
     new_masks, new_aux = jax.lax.cond(step >= self.harden_step, harden, soften)
     ok = new_aux.code == 0
     keep = lambda new, old: jnp.where(ok, new, old)
-    new_masks = map_masked(keep, new_masks, masks)
     new_aux = jax.tree.map(keep, new_aux, aux._replace(code=new_aux.code))
     return new_masks, new_aux
 

@@ -26,6 +26,7 @@ import numpy as np
 
 _SAMPLE = 16384
 _ROW = 128
+_BLOCK = 64
 _FEW = 1024
 _TOP = np.uint32(0xFFFFFFFF)
 
@@ -54,20 +55,29 @@ def to_keys(scores: jax.Array) -> jax.Array:
 
 
 class _Keys(NamedTuple):
-  """Keys of one array as rows of `_ROW`, padded with key 0 (below any
-  finite score's key), plus what is needed to undo the padding."""
+  """The scores of one array, read as keys in rows of `_ROW`.
 
-  rows: jax.Array
+  `rows` is recomputed where it is used rather than stored: XLA fuses the
+  key transform into each pass, which then reads the scores once instead of
+  writing and reading a second array of the same size. The rows are padded
+  with key 0 (below any finite score's key) to whole blocks of `_BLOCK`
+  rows."""
+
+  scores: jax.Array
   size: int
   shape: tuple[int, ...]
 
+  @property
+  def rows(self) -> jax.Array:
+    flat = to_keys(self.scores).ravel()
+    pad = (-flat.size) % (_BLOCK * _ROW)
+    if pad:
+      flat = jnp.pad(flat, (0, pad))
+    return flat.reshape(-1, _ROW)
+
 
 def _prepare(scores: jax.Array) -> _Keys:
-  flat = to_keys(scores).ravel()
-  pad = (-flat.size) % _ROW
-  if pad:
-    flat = jnp.pad(flat, (0, pad))
-  return _Keys(flat.reshape(-1, _ROW), flat.size - pad, tuple(scores.shape))
+  return _Keys(scores, scores.size, tuple(scores.shape))
 
 
 def _unprepare(rows: jax.Array, keys: _Keys) -> jax.Array:
@@ -77,16 +87,41 @@ def _unprepare(rows: jax.Array, keys: _Keys) -> jax.Array:
   return flat.reshape(keys.shape)
 
 
+def count_true(mask: jax.Array) -> jax.Array:
+  """Number of True entries of a bool array, as an int32 scalar.
+
+  Partial counts per column of blocks of `_BLOCK` rows of `_ROW` fit in
+  uint8; reducing across rows in bytes first is about twice as fast on CPU
+  as summing along rows, and several times faster than one int32 reduction.
+
+  >>> import jax.numpy as jnp
+  >>> int(count_true(jnp.arange(10) > 6))
+  3
+  """
+  flat = mask.ravel()
+  pad = (-flat.size) % (_BLOCK * _ROW)
+  if pad:
+    flat = jnp.pad(flat, (0, pad))
+  blocks = flat.reshape(-1, _BLOCK, _ROW)
+  return jnp.sum(jnp.sum(blocks, axis=1, dtype=jnp.uint8), dtype=jnp.int32)
+
+
 def _count_leaf(rows: jax.Array, t: jax.Array) -> jax.Array:
-  # Per-row counts fit in uint8 (at most 128); reducing in bytes first is
-  # about twice as fast on CPU as one int32 reduction.
-  per_row = jnp.sum(rows >= t, axis=1, dtype=jnp.uint8)
-  return jnp.sum(per_row, dtype=jnp.int32)
+  return count_true(rows >= t)
+
+
+def _in_loop(keys: list[_Keys], value: jax.Array) -> list[_Keys]:
+  """`keys` tied to `value`, a loop variable: XLA would otherwise hoist the
+  key transform out of the loop and write all the keys to memory once,
+  which costs more than computing them again in every pass."""
+  scores, _ = jax.lax.optimization_barrier(([k.scores for k in keys], value))
+  return [k._replace(scores=x) for k, x in zip(keys, scores, strict=True)]
 
 
 def _count_ge(keys: list[_Keys], t: jax.Array, skip: jax.Array) -> jax.Array:
   return sum(
-    jnp.where(skip[i], 0, _count_leaf(k.rows, t)) for i, k in enumerate(keys)
+    jnp.where(skip[i], 0, _count_leaf(k.rows, t))
+    for i, k in enumerate(_in_loop(keys, t))
   )
 
 
@@ -94,7 +129,7 @@ def _sample(keys: list[_Keys], skip: jax.Array):
   total = sum(k.size for k in keys)
   stride = max(1, total // _SAMPLE)
   parts = [
-    jnp.where(skip[i], jnp.uint32(0), k.rows.ravel()[: k.size][::stride])
+    jnp.where(skip[i], jnp.uint32(0), to_keys(k.scores.ravel()[::stride]))
     for i, k in enumerate(keys)
   ]
   return jnp.sort(jnp.concatenate(parts)), stride
@@ -102,7 +137,22 @@ def _sample(keys: list[_Keys], skip: jax.Array):
 
 def _threshold(keys, k, total, skip, start=None):
   """Largest key t with count(keys >= t) >= k, with count(>= t) and, when
-  that exceeds k, count(> t).
+  that exceeds k, count(> t); see `_bracket`."""
+  lo, c_lo, hi, c_hi = _bracket(keys, k, total, skip, start)
+  done = (c_lo == k) | (hi - lo <= 1)
+  lo, c_lo, c_hi = jax.lax.cond(
+    done,
+    lambda: (lo, c_lo, c_hi),
+    lambda: _bisect(_gather(keys, skip, lo, hi), k, lo, c_lo, hi, c_hi),
+  )
+  # On an exact count no tie is split and count(> lo) is not needed.
+  return lo, c_lo, jnp.where(c_lo == k, c_lo, c_hi)
+
+
+def _bracket(keys, k, total, skip, start=None, stop_at_k=True):
+  """A bracket [lo, hi) of keys around the k-th largest, with count(>= lo)
+  and count(>= hi): it holds at most `_FEW` entries, or is one key wide, or
+  (with `stop_at_k`) count(>= lo) is exactly k.
 
   Requires 1 <= k <= total (the entries of leaves not skipped) and no key
   equal to 0xFFFFFFFF (NaN patterns). The bracket [lo, hi) always holds the
@@ -121,8 +171,8 @@ def _threshold(keys, k, total, skip, start=None):
     opening = _start_opening(k, *start)
 
   def cond(s):
-    open_ = (s["c_lo"] != k) & (s["hi"] - s["lo"] > 1)
-    return open_ & (s["c_lo"] - s["c_hi"] > _FEW)
+    open_ = (s["hi"] - s["lo"] > 1) & (s["c_lo"] - s["c_hi"] > _FEW)
+    return open_ & (s["c_lo"] != k) if stop_at_k else open_
 
   def body(s):
     lo, hi, it, moves = s["lo"], s["hi"], s["it"], s["moves"]
@@ -170,26 +220,19 @@ def _threshold(keys, k, total, skip, start=None):
     c_first=jnp.int32(0),
   )
   s = jax.lax.while_loop(cond, body, init)
-  lo, c_lo, hi, c_hi = s["lo"], s["c_lo"], s["hi"], s["c_hi"]
-  done = (c_lo == k) | (hi - lo <= 1)
-  lo, c_lo, c_hi = jax.lax.cond(
-    done,
-    lambda: (lo, c_lo, c_hi),
-    lambda: _finish(keys, k, skip, lo, c_lo, hi, c_hi),
-  )
-  # On an exact count no tie is split and count(> lo) is not needed.
-  return lo, c_lo, jnp.where(c_lo == k, c_lo, c_hi)
+  return s["lo"], s["c_lo"], s["hi"], s["c_hi"]
 
 
-def _finish(keys, k, skip, lo, c_lo, hi, c_hi):
-  """`_threshold`'s last step once [lo, hi) holds at most `_FEW` entries:
-  one pass gathers the rows holding them, and bisection on those rows alone
-  (count(>= g) = c_hi + their count) ends the search."""
+def _gather(keys, skip, lo, hi):
+  """The keys in [lo, hi) (at most `_FEW` rows of them; 0 elsewhere), in one
+  pass that finds the rows holding them."""
+  # A per-row maximum in bytes is faster on CPU than `any` over bools.
   flags = [
-    jnp.any((x.rows >= lo) & (x.rows < hi), axis=1) & ~skip[i]
+    (jnp.max(((x.rows >= lo) & (x.rows < hi)).astype(jnp.uint8), axis=1) > 0)
+    & ~skip[i]
     for i, x in enumerate(keys)
   ]
-  starts = np.cumsum([0] + [x.rows.shape[0] for x in keys])
+  starts = _starts(keys)
   (picked,) = jnp.nonzero(
     jnp.concatenate(flags), size=_FEW, fill_value=starts[-1]
   )
@@ -202,14 +245,23 @@ def _finish(keys, k, skip, lo, c_lo, hi, c_hi):
     rows = x.rows[jnp.clip(local, 0, x.rows.shape[0] - 1)]
     inside = here[:, None] & (rows >= lo) & (rows < hi)
     few = jnp.where(inside, rows, few)
+  return few
+
+
+def _bisect(few, k, lo, c_lo, hi, c_hi, stop_at_k=True):
+  """`_bracket` finished by bisection on `_gather`'s keys alone, count(>= g)
+  being c_hi + their count: the largest key t with count(>= t) >= k,
+  count(>= t) and count(>= the bracket's end above t)."""
+  base = c_hi
 
   def cond(b):
-    return (b[1] != k) & (b[2] - b[0] > 1)
+    open_ = b[2] - b[0] > 1
+    return open_ & (b[1] != k) if stop_at_k else open_
 
   def body(b):
     lo, c_lo, hi, c_hi = b
     mid = lo + (hi - lo) // 2
-    c = c_hi_outer + jnp.sum(few >= mid, dtype=jnp.int32)
+    c = base + count_true(few >= mid)
     up = c >= k
     return (
       jnp.where(up, mid, lo),
@@ -218,7 +270,6 @@ def _finish(keys, k, skip, lo, c_lo, hi, c_hi):
       jnp.where(up, c_hi, c),
     )
 
-  c_hi_outer = c_hi
   lo, c_lo, _, c_hi = jax.lax.while_loop(cond, body, (lo, c_lo, hi, c_hi))
   return lo, c_lo, c_hi
 
@@ -270,23 +321,28 @@ def _start_opening(k, value, step):
   return opening
 
 
-def _masks_at(keys, k, skip, t, c_ge, c_gt):
-  """Masks keeping the entries above t and, among those equal to t, the
-  first `k - c_gt` in pytree-then-row-major order; none where skipped."""
+def _starts(keys: list[_Keys]) -> np.ndarray:
+  """First row of every leaf in the rows of all leaves laid end to end."""
+  return np.cumsum([0] + [x.rows.shape[0] for x in keys])
 
-  def exact(_):
-    return [(x.rows >= t) & ~skip[i] for i, x in enumerate(keys)]
 
-  def with_ties(_):
+def _cut(keys, k, skip, t, c_ge, c_gt):
+  """The last position, in the rows of all leaves laid end to end, of an
+  entry equal to t that is kept: the first `k - c_gt` such entries are,
+  so every one when count(>= t) is exactly k. Only scalars come out of the
+  `lax.cond`, so the masks are built in one pass outside it."""
+
+  def split():
     # Count ties per row, find the row where the running count reaches
-    # `need`, then the column inside that one row: the cut is a position in
-    # the rows of all leaves laid end to end.
+    # `need`, then the column inside that one row.
     need = k - c_gt
     row_ties = [
-      jnp.where(skip[i], 0, jnp.sum(x.rows == t, axis=1, dtype=jnp.int32))
+      jnp.where(
+        skip[i], 0, jnp.sum(x.rows == t, axis=1, dtype=jnp.uint8)
+      ).astype(jnp.int32)
       for i, x in enumerate(keys)
     ]
-    starts = np.cumsum([0] + [x.rows.shape[0] for x in keys])
+    starts = _starts(keys)
     running = jnp.cumsum(jnp.concatenate(row_ties))
     row = jnp.searchsorted(running, need)
     before = jnp.where(row > 0, running[jnp.maximum(row - 1, 0)], 0)
@@ -299,17 +355,20 @@ def _masks_at(keys, k, skip, t, c_ge, c_gt):
       candidate = jax.lax.dynamic_index_in_dim(x.rows, local, keepdims=False)
       cut_row = jnp.where(here, candidate == t, cut_row)
     col = jnp.argmax(jnp.cumsum(cut_row) == need - before)
-    cut = row * _ROW + col
-    out = []
-    for i, x in enumerate(keys):
-      r = jax.lax.broadcasted_iota(jnp.int32, x.rows.shape, 0) + starts[i]
-      c = jax.lax.broadcasted_iota(jnp.int32, x.rows.shape, 1)
-      tie = (x.rows == t) & (r * _ROW + c <= cut)
-      out.append(((x.rows > t) | tie) & ~skip[i])
-    return out
+    return (row * _ROW + col).astype(jnp.int32)
 
-  masks = jax.lax.cond(c_ge == k, exact, with_ties, None)
-  return [m & (k > 0) for m in masks]
+  every = jnp.int32(np.iinfo(np.int32).max)
+  return jax.lax.cond(c_ge == k, lambda: every, split)
+
+
+def _leaf_mask(x: _Keys, t, cut, keep_any) -> jax.Array:
+  """Row mask of the entries above t, and of those equal to t at positions
+  up to `cut` (counted from the leaf's first entry), if `keep_any`."""
+  rows = x.rows
+  r = jax.lax.broadcasted_iota(jnp.int32, rows.shape, 0)
+  c = jax.lax.broadcasted_iota(jnp.int32, rows.shape, 1)
+  tie = (rows == t) & (r * _ROW + c <= cut)
+  return ((rows > t) | tie) & keep_any
 
 
 def _select(keys: list[_Keys], k: jax.Array, skip: jax.Array) -> list:
@@ -318,7 +377,12 @@ def _select(keys: list[_Keys], k: jax.Array, skip: jax.Array) -> list:
   total = sum(jnp.where(skip[i], 0, x.size) for i, x in enumerate(keys))
   k = jnp.clip(jnp.asarray(k, jnp.int32), 0, total)
   t, c_ge, c_gt = _threshold(keys, jnp.maximum(k, 1), total, skip)
-  return _masks_at(keys, k, skip, t, c_ge, c_gt)
+  cut = _cut(keys, k, skip, t, c_ge, c_gt)
+  starts = _starts(keys)
+  return [
+    _leaf_mask(x, t, cut - starts[i] * _ROW, (k > 0) & ~skip[i])
+    for i, x in enumerate(keys)
+  ]
 
 
 def topk_mask(scores: jax.Array, k: jax.Array | int) -> jax.Array:
@@ -343,7 +407,7 @@ def boundary(
   prunes: the k-th and (k+1)-th largest entries, equal under a tie.
 
   The same sort-free search as `topk_mask` finds them, and no mask is
-  built: two more passes read the values next to the threshold.
+  built: one more pass gathers the entries next to the threshold.
 
   Args:
     scores: a float array without NaN.
@@ -370,21 +434,29 @@ def boundary(
   if n == 0:
     return inf, -inf
   k = jnp.clip(jnp.asarray(k, jnp.int32), 0, n)
-  first = jnp.maximum(k, 1)
+  first, second = jnp.maximum(k, 1), jnp.clip(k + 1, 1, n)
   start = None
   if guess is not None:
     start = tuple(jnp.asarray(g, jnp.float32) for g in guess)
-  t, c_ge, _ = _threshold([keys], first, n, jnp.zeros(1, bool), start)
-  # With a tie at t both values are t; else t lies in (next, first-th]
-  # (t is 0, the padding's key, when everything is kept). The second
-  # reduction reads the first's result: XLA:CPU runs sibling reductions
-  # fused into one loop, many times slower than apart.
-  rows, tie = keys.rows, c_ge > first
-  above = rows >= jnp.maximum(t, 1)
-  kth = jnp.min(jnp.min(jnp.where(above, rows, _TOP), axis=1))
-  kth = jnp.where(tie, t, kth)
-  below = jnp.max(jnp.max(jnp.where(rows < kth, rows, 0), axis=1))
-  after = _from_keys(jnp.where(tie, t, below))
+  # One bracket around the (k+1)-th largest key, one pass gathering its
+  # entries, and bisection on those alone finds it and, unless the bracket's
+  # top end counts exactly k, the k-th too: no full min or max reduction
+  # (several times a counting pass on CPU).
+  skip = jnp.zeros(1, bool)
+  lo, c_lo, hi, c_hi = _bracket([keys], second, n, skip, start, False)
+  few = _gather([keys], skip, lo, hi)
+  after = _bisect(few, second, lo, c_lo, hi, c_hi, False)[0]
+
+  def kth_above():
+    rows = keys.rows
+    return jnp.min(jnp.where(rows >= hi, rows, _TOP))
+
+  kth = jax.lax.cond(
+    c_hi < first,
+    lambda: _bisect(few, first, lo, c_lo, hi, c_hi, False)[0],
+    kth_above,
+  )
+  after = _from_keys(after)
   kth = _from_keys(kth)
   kept_min = jnp.where(k == 0, inf, kth)
   pruned_max = jnp.where(k == 0, kth, jnp.where(k == n, -inf, after))
@@ -431,14 +503,15 @@ def global_topk_masks(
   floor = np.minimum(sizes, max(min_count, 0))
 
   def solve(clamped):
+    keys_ = _in_loop(keys, clamped)
     budget = k - jnp.sum(jnp.where(clamped, floor, 0))
     free = jnp.sum(jnp.where(clamped, 0, sizes))
     budget = jnp.clip(budget, 0, free)
     t, c_ge, c_gt = _threshold(
-      keys, jnp.clip(budget, 1, jnp.maximum(free, 1)), free, clamped
+      keys_, jnp.clip(budget, 1, jnp.maximum(free, 1)), free, clamped
     )
     # A leaf keeps at least its entries above t: clamp it if that is short.
-    above = jnp.array([_count_leaf(x.rows, t + 1) for x in keys])
+    above = jnp.array([_count_leaf(x.rows, t + 1) for x in keys_])
     short = ~clamped & (above < floor)
     return dict(
       clamped=clamped, short=short, budget=budget, t=t, c_ge=c_ge, c_gt=c_gt
@@ -451,20 +524,23 @@ def global_topk_masks(
       lambda s: solve(s["clamped"] | s["short"]),
       s,
     )
-  clamped = s["clamped"]
-  free_masks = _masks_at(
-    keys, s["budget"], clamped, s["t"], s["c_ge"], s["c_gt"]
-  )
+  clamped, budget, t = s["clamped"], s["budget"], s["t"]
+  cut = _cut(keys, budget, clamped, t, s["c_ge"], s["c_gt"])
+  starts = _starts(keys)
   out = []
   for i, x in enumerate(keys):
-    mask = free_masks[i]
+    shared = (t, cut - starts[i] * _ROW, budget > 0)
     if min_count > 0:
-      mask = jax.lax.cond(
-        clamped[i],
-        lambda x=x, i=i: _select([x], floor[i], jnp.zeros(1, bool))[0],
-        lambda mask=mask: mask,
-      )
-    out.append(_unprepare(mask, x))
+
+      def own(x=x, i=i):
+        # A clamped leaf keeps exactly its floor[i] best, by its own cut.
+        k_i = jnp.int32(floor[i])
+        one = jnp.zeros(1, bool)
+        t_i, c_ge, c_gt = _threshold([x], jnp.maximum(k_i, 1), x.size, one)
+        return t_i, _cut([x], k_i, one, t_i, c_ge, c_gt), k_i > 0
+
+      shared = jax.lax.cond(clamped[i], own, lambda shared=shared: shared)
+    out.append(_unprepare(_leaf_mask(x, *shared), x))
   return out
 
 
