@@ -34,7 +34,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxprune.transform import PruneState
+from jaxprune.transform import state_of
 
 AXIS = "data"
 MODES = ("none", "pmap", "sharded")
@@ -80,26 +80,20 @@ def _check_replicas(state: Any, groups: Callable) -> None:
   """Raises if copies of a mask that must be equal are not.
 
   Args:
-    state: a placed state.
+    state: a placed state holding a `jaxprune.wrap` optimizer state.
     groups: a mask leaf -> lists of this host's shards that hold the same
       entries.
   """
-  prune_states = [
-    s
-    for s in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, PruneState))
-    if isinstance(s, PruneState)
-  ]
-  for prune_state in prune_states:
-    for path, mask in jax.tree.leaves_with_path(prune_state.masks):
-      for shards in groups(mask):
-        first = np.asarray(shards[0].data)
-        for other in shards[1:]:
-          if not np.array_equal(first, np.asarray(other.data)):
-            raise RuntimeError(
-              f"masks{jax.tree_util.keystr(path)}: device {other.device} "
-              f"holds other values than {shards[0].device}; the replicas "
-              "diverged"
-            )
+  for path, mask in jax.tree.leaves_with_path(state_of(state).masks):
+    for shards in groups(mask):
+      first = np.asarray(shards[0].data)
+      for other in shards[1:]:
+        if not np.array_equal(first, np.asarray(other.data)):
+          raise RuntimeError(
+            f"masks{jax.tree_util.keystr(path)}: device {other.device} "
+            f"holds other values than {shards[0].device}; the replicas "
+            "diverged"
+          )
 
 
 class Layout:
