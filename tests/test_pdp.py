@@ -125,7 +125,7 @@ def test_boundary_matches_sorted_values(kind):
   rng = np.random.default_rng(0)
   cold = jax.jit(selection.boundary)
   warm = jax.jit(lambda x, k, v, s: selection.boundary(x, k, (v, s)))
-  for n in (1, 130, 3000):
+  for n in (1, 130, 3000, 10007, 70001):
     x = np.abs(rng.normal(size=n)).astype(np.float32)
     if kind == "ties":
       x = np.round(x * 4) / 4

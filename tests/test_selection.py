@@ -46,6 +46,27 @@ def test_topk_matches_numpy_under_ties(kind):
       np.testing.assert_array_equal(got, ref_topk(x, k))
 
 
+@pytest.mark.parametrize("shape", [(8193,), (300, 100), (10007,), (70001,)])
+def test_topk_and_global_match_numpy_past_whole_blocks(shape):
+  # Counts sum whole blocks of 8,192 entries and the rest apart, and the
+  # last row of 128 is partial: sizes off those multiples, with ties.
+  rng = np.random.default_rng(sum(shape))
+  n = int(np.prod(shape))
+  topk = jax.jit(selection.topk_mask)
+  glob = jax.jit(lambda a, b, k: selection.global_topk_masks([a, b], k))
+  for kind in ("normal", "few_values", "cauchy"):
+    x = draw(kind, n, rng).reshape(shape)
+    y = draw(kind, 1000, rng)
+    both = np.concatenate([x.ravel(), y])
+    for k in (1, n // 10, n // 2, n - 3, int(rng.integers(0, n + 1))):
+      np.testing.assert_array_equal(np.asarray(topk(x, k)), ref_topk(x, k))
+      got = glob(jnp.asarray(x), jnp.asarray(y), k)
+      np.testing.assert_array_equal(
+        np.concatenate([np.asarray(g).ravel() for g in got]),
+        ref_topk(both, k),
+      )
+
+
 def test_topk_all_equal_keeps_first_indices():
   got = selection.topk_mask(jnp.ones(7), 3)
   assert got.tolist() == [True, True, True, False, False, False, False]

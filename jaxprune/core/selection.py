@@ -6,8 +6,9 @@ keys above a candidate, one pass over the data per candidate: a sorted
 strided sample (or a caller's guess, see `boundary`) brackets the answer,
 then safeguarded interpolation (with a bisection step every eighth pass)
 narrows the bracket until exactly k keys lie above it, until it is one key
-wide, or until it holds at most `_FEW` entries: then one more pass gathers
-the rows holding them and bisection on those rows alone finishes. Typical
+wide, or until it holds at most `_few(keys)` entries (at most `_FEW`, and
+fewer for small arrays): then one more pass gathers the rows holding them
+and bisection on those rows alone finishes. Typical
 data needs 4-6 full passes; the worst case is bounded by the bisection
 steps (about 8 x 32 passes).
 
@@ -75,16 +76,20 @@ class _Keys(NamedTuple):
       flat = jnp.pad(flat, (0, pad))
     return flat.reshape(-1, _ROW)
 
+  @property
+  def n_rows(self) -> int:
+    """Rows of `rows`, without building them."""
+    block = _BLOCK * _ROW
+    return -(-self.size // block) * _BLOCK
+
+  @property
+  def flat(self) -> jax.Array:
+    """The keys, flattened, unpadded."""
+    return to_keys(self.scores).ravel()
+
 
 def _prepare(scores: jax.Array) -> _Keys:
   return _Keys(scores, scores.size, tuple(scores.shape))
-
-
-def _unprepare(rows: jax.Array, keys: _Keys) -> jax.Array:
-  flat = rows.ravel()
-  if flat.size != keys.size:
-    flat = flat[: keys.size]
-  return flat.reshape(keys.shape)
 
 
 def count_true(mask: jax.Array) -> jax.Array:
@@ -93,21 +98,35 @@ def count_true(mask: jax.Array) -> jax.Array:
   Partial counts per column of blocks of `_BLOCK` rows of `_ROW` fit in
   uint8; reducing across rows in bytes first is about twice as fast on CPU
   as summing along rows, and several times faster than one int32 reduction.
+  The entries after the last whole block are summed apart: padding the
+  array to whole blocks would write a copy of it, which costs more than
+  the count (3.5x on a 235,200-entry leaf).
 
   >>> import jax.numpy as jnp
   >>> int(count_true(jnp.arange(10) > 6))
   3
   """
   flat = mask.ravel()
-  pad = (-flat.size) % (_BLOCK * _ROW)
-  if pad:
-    flat = jnp.pad(flat, (0, pad))
-  blocks = flat.reshape(-1, _BLOCK, _ROW)
-  return jnp.sum(jnp.sum(blocks, axis=1, dtype=jnp.uint8), dtype=jnp.int32)
+  whole = flat.size - flat.size % (_BLOCK * _ROW)
+  total = jnp.int32(0)
+  if whole:
+    blocks = flat[:whole].reshape(-1, _BLOCK, _ROW)
+    total = jnp.sum(jnp.sum(blocks, axis=1, dtype=jnp.uint8), dtype=jnp.int32)
+  if whole < flat.size:
+    total = total + jnp.sum(flat[whole:], dtype=jnp.int32)
+  return total
 
 
-def _count_leaf(rows: jax.Array, t: jax.Array) -> jax.Array:
-  return count_true(rows >= t)
+def _few(keys: list["_Keys"]) -> int:
+  """Entries a bracket may hold before `_gather` takes its rows: `_FEW`,
+  or a thirty-second of the rows for small arrays, so that bisecting the
+  gathered rows never costs more than a few passes over the array."""
+  rows = sum(k.n_rows for k in keys)
+  return max(8, min(_FEW, rows // 32))
+
+
+def _count_leaf(keys: _Keys, t: jax.Array) -> jax.Array:
+  return count_true(keys.flat >= t)
 
 
 def _in_loop(keys: list[_Keys], value: jax.Array) -> list[_Keys]:
@@ -120,14 +139,16 @@ def _in_loop(keys: list[_Keys], value: jax.Array) -> list[_Keys]:
 
 def _count_ge(keys: list[_Keys], t: jax.Array, skip: jax.Array) -> jax.Array:
   return sum(
-    jnp.where(skip[i], 0, _count_leaf(k.rows, t))
+    jnp.where(skip[i], 0, _count_leaf(k, t))
     for i, k in enumerate(_in_loop(keys, t))
   )
 
 
 def _sample(keys: list[_Keys], skip: jax.Array):
+  """A sorted strided sample of about total / 128 keys, at least 256 and
+  at most `_SAMPLE`: sorting it costs about one counting pass."""
   total = sum(k.size for k in keys)
-  stride = max(1, total // _SAMPLE)
+  stride = max(1, total // int(np.clip(total // 128, 256, _SAMPLE)))
   parts = [
     jnp.where(skip[i], jnp.uint32(0), to_keys(k.scores.ravel()[::stride]))
     for i, k in enumerate(keys)
@@ -151,7 +172,8 @@ def _threshold(keys, k, total, skip, start=None):
 
 def _bracket(keys, k, total, skip, start=None, stop_at_k=True):
   """A bracket [lo, hi) of keys around the k-th largest, with count(>= lo)
-  and count(>= hi): it holds at most `_FEW` entries, or is one key wide, or
+  and count(>= hi): it holds at most `_few(keys)` entries, or is one key
+  wide, or
   (with `stop_at_k`) count(>= lo) is exactly k.
 
   Requires 1 <= k <= total (the entries of leaves not skipped) and no key
@@ -165,13 +187,14 @@ def _bracket(keys, k, total, skip, start=None, stop_at_k=True):
   `(value, step)` near the answer (see `_start_opening`).
   """
   kf = k.astype(jnp.float32)
+  few = _few(keys)
   if start is None:
     opening = _sample_opening(keys, k, skip)
   else:
     opening = _start_opening(k, *start)
 
   def cond(s):
-    open_ = (s["hi"] - s["lo"] > 1) & (s["c_lo"] - s["c_hi"] > _FEW)
+    open_ = (s["hi"] - s["lo"] > 1) & (s["c_lo"] - s["c_hi"] > few)
     return open_ & (s["c_lo"] != k) if stop_at_k else open_
 
   def body(s):
@@ -224,27 +247,39 @@ def _bracket(keys, k, total, skip, start=None, stop_at_k=True):
 
 
 def _gather(keys, skip, lo, hi):
-  """The keys in [lo, hi) (at most `_FEW` rows of them; 0 elsewhere), in one
-  pass that finds the rows holding them."""
-  # A per-row maximum in bytes is faster on CPU than `any` over bools.
-  flags = [
-    (jnp.max(((x.rows >= lo) & (x.rows < hi)).astype(jnp.uint8), axis=1) > 0)
-    & ~skip[i]
-    for i, x in enumerate(keys)
-  ]
+  """The keys in [lo, hi) (at most `_few(keys)` rows of them; 0 elsewhere),
+  in one pass that finds the rows holding them. Rows are read from the
+  unpadded keys: padding would copy the whole array."""
+
+  def flags(x):
+    inside = (x.flat >= lo) & (x.flat < hi)
+    whole = x.size - x.size % _ROW
+    parts = []
+    if whole:
+      # A per-row maximum in bytes is faster on CPU than `any` over bools.
+      rows = inside[:whole].reshape(-1, _ROW).astype(jnp.uint8)
+      parts.append(jnp.max(rows, axis=1) > 0)
+    if whole < x.size:
+      parts.append(jnp.any(inside[whole:])[None])
+    parts.append(jnp.zeros(x.n_rows - -(-x.size // _ROW), bool))
+    return jnp.concatenate(parts)
+
   starts = _starts(keys)
   (picked,) = jnp.nonzero(
-    jnp.concatenate(flags), size=_FEW, fill_value=starts[-1]
+    jnp.concatenate([flags(x) & ~skip[i] for i, x in enumerate(keys)]),
+    size=_few(keys),
+    fill_value=starts[-1],
   )
-  few = jnp.zeros((_FEW, _ROW), jnp.uint32)
+  few = jnp.zeros((_few(keys), _ROW), jnp.uint32)
   for i, x in enumerate(keys):
-    if x.rows.shape[0] == 0:
+    if x.size == 0:
       continue
     local = picked - starts[i]
-    here = (local >= 0) & (local < x.rows.shape[0])
-    rows = x.rows[jnp.clip(local, 0, x.rows.shape[0] - 1)]
-    inside = here[:, None] & (rows >= lo) & (rows < hi)
-    few = jnp.where(inside, rows, few)
+    here = (local >= 0) & (local < x.n_rows)
+    pos = local[:, None] * _ROW + jnp.arange(_ROW)
+    values = to_keys(x.scores.ravel()[jnp.clip(pos, 0, x.size - 1)])
+    inside = here[:, None] & (pos < x.size) & (values >= lo) & (values < hi)
+    few = jnp.where(inside, values, few)
   return few
 
 
@@ -323,7 +358,7 @@ def _start_opening(k, value, step):
 
 def _starts(keys: list[_Keys]) -> np.ndarray:
   """First row of every leaf in the rows of all leaves laid end to end."""
-  return np.cumsum([0] + [x.rows.shape[0] for x in keys])
+  return np.cumsum([0] + [x.n_rows for x in keys])
 
 
 def _cut(keys, k, skip, t, c_ge, c_gt):
@@ -348,9 +383,9 @@ def _cut(keys, k, skip, t, c_ge, c_gt):
     before = jnp.where(row > 0, running[jnp.maximum(row - 1, 0)], 0)
     cut_row = jnp.zeros(_ROW, bool)
     for i, x in enumerate(keys):
-      if x.rows.shape[0] == 0:
+      if x.size == 0:
         continue
-      local = jnp.clip(row - starts[i], 0, x.rows.shape[0] - 1)
+      local = jnp.clip(row - starts[i], 0, x.n_rows - 1)
       here = (row >= starts[i]) & (row < starts[i + 1])
       candidate = jax.lax.dynamic_index_in_dim(x.rows, local, keepdims=False)
       cut_row = jnp.where(here, candidate == t, cut_row)
@@ -362,13 +397,13 @@ def _cut(keys, k, skip, t, c_ge, c_gt):
 
 
 def _leaf_mask(x: _Keys, t, cut, keep_any) -> jax.Array:
-  """Row mask of the entries above t, and of those equal to t at positions
-  up to `cut` (counted from the leaf's first entry), if `keep_any`."""
-  rows = x.rows
-  r = jax.lax.broadcasted_iota(jnp.int32, rows.shape, 0)
-  c = jax.lax.broadcasted_iota(jnp.int32, rows.shape, 1)
-  tie = (rows == t) & (r * _ROW + c <= cut)
-  return ((rows > t) | tie) & keep_any
+  """Mask, in the scores' shape, of the entries above t, and of those equal
+  to t at flat positions up to `cut` (counted from the leaf's first
+  entry), if `keep_any`."""
+  keys = to_keys(x.scores)
+  position = jnp.arange(x.size, dtype=jnp.int32).reshape(x.shape)
+  tie = (keys == t) & (position <= cut)
+  return ((keys > t) | tie) & keep_any
 
 
 def _select(keys: list[_Keys], k: jax.Array, skip: jax.Array) -> list:
@@ -395,7 +430,7 @@ def topk_mask(scores: jax.Array, k: jax.Array | int) -> jax.Array:
   keys = _prepare(scores)
   if keys.size == 0:
     return jnp.zeros(scores.shape, bool)
-  return _unprepare(_select([keys], k, jnp.zeros(1, bool))[0], keys)
+  return _select([keys], k, jnp.zeros(1, bool))[0]
 
 
 def boundary(
@@ -448,8 +483,8 @@ def boundary(
   after = _bisect(few, second, lo, c_lo, hi, c_hi, False)[0]
 
   def kth_above():
-    rows = keys.rows
-    return jnp.min(jnp.where(rows >= hi, rows, _TOP))
+    flat = keys.flat
+    return jnp.min(jnp.where(flat >= hi, flat, _TOP))
 
   kth = jax.lax.cond(
     c_hi < first,
@@ -511,7 +546,7 @@ def global_topk_masks(
       keys_, jnp.clip(budget, 1, jnp.maximum(free, 1)), free, clamped
     )
     # A leaf keeps at least its entries above t: clamp it if that is short.
-    above = jnp.array([_count_leaf(x.rows, t + 1) for x in keys_])
+    above = jnp.array([_count_leaf(x, t + 1) for x in keys_])
     short = ~clamped & (above < floor)
     return dict(
       clamped=clamped, short=short, budget=budget, t=t, c_ge=c_ge, c_gt=c_gt
@@ -540,7 +575,7 @@ def global_topk_masks(
         return t_i, _cut([x], k_i, one, t_i, c_ge, c_gt), k_i > 0
 
       shared = jax.lax.cond(clamped[i], own, lambda shared=shared: shared)
-    out.append(_unprepare(_leaf_mask(x, *shared), x))
+    out.append(_leaf_mask(x, *shared))
   return out
 
 
