@@ -17,8 +17,11 @@ loop so that machine noise hits both sides alike:
   updates, and the bytes the masks take per masked parameter.
 
 Every step is jitted, warmed up (compiled) first and timed with
-`block_until_ready`. Ratios are medians of the per-repetition ratios
-(pruned time / plain time of the same repetition); times are medians.
+`block_until_ready`. Each pruned side is interleaved with its plain step
+alone (pairs, not all sides in one loop: a call's time depends on the step
+that ran before it), and a second plain step timed the same way is the A/A
+control. Ratios are medians of the per-repetition ratios (pruned time /
+plain time of the same repetition); times are medians.
 
   python benchmarks/overhead.py            # table with PASS/FAIL per target
   python benchmarks/overhead.py --json     # one JSON object on stdout
@@ -199,6 +202,14 @@ def step_runners(setup, warmup: int = 8):
         tx.init(params),
         batch,
       )
+  # The A/A control: a second plain runner, timed against the first the
+  # same way as every other side.
+  runners["control"] = Runner(
+    make_step(loss_fn, plain_tx, False),
+    copy(params),
+    plain_tx.init(params),
+    batch,
+  )
   for _ in range(warmup):
     jax.block_until_ready([r() for r in runners.values()])
   runners["granet"] = pruned_runner(setup_out, granet_quiet(), warmup)
@@ -207,15 +218,31 @@ def step_runners(setup, warmup: int = 8):
 
 
 def step_figures(out: dict, t: dict, model: str) -> None:
-  out[f"step_ratio_{model}"] = ratio(t["wrapped"], t["plain"])
-  out[f"plain_step_ms_{model}"] = ms(t["plain"])
+  out[f"step_ratio_{model}"] = ratio(t["wrapped"], t["wrapped/base"])
+  out[f"plain_step_ms_{model}"] = ms(t["wrapped/base"])
   out[f"wrapped_step_ms_{model}"] = ms(t["wrapped"])
   out[f"step_ratio_{model}_nodonate"] = ratio(
-    t["wrapped_nodonate"], t["plain_nodonate"]
+    t["wrapped_nodonate"], t["wrapped_nodonate/base"]
   )
-  out[f"plain_step_ms_{model}_nodonate"] = ms(t["plain_nodonate"])
-  out[f"step_ratio_granet_{model}"] = ratio(t["granet"], t["plain"])
-  out[f"step_ratio_pdp_{model}"] = ratio(t["pdp"], t["plain"])
+  out[f"plain_step_ms_{model}_nodonate"] = ms(t["wrapped_nodonate/base"])
+  out[f"step_ratio_granet_{model}"] = ratio(t["granet"], t["granet/base"])
+  out[f"step_ratio_pdp_{model}"] = ratio(t["pdp"], t["pdp/base"])
+  out[f"control_ratio_{model}"] = ratio(t["control"], t["control/base"])
+
+
+def paired(runners: dict, reps: int) -> dict:
+  """Each runner timed against its plain step alone (`plain_nodonate` for
+  the `*_nodonate` ones), two at a time with `interleaved`: a call's time
+  depends on which step ran just before it (caches), so every ratio pairs
+  the same two steps. Returns `t[name]` and `t[name + "/base"]`."""
+  t = {}
+  for name, fn in runners.items():
+    base = "plain_nodonate" if name.endswith("_nodonate") else "plain"
+    if name in ("plain", "plain_nodonate"):
+      continue
+    pair = interleaved({base: runners[base], name: fn}, reps)
+    t[name], t[name + "/base"] = pair[name], pair[base]
+  return t
 
 
 def interleaved(fns: dict, reps: int) -> dict:
@@ -327,7 +354,7 @@ def run(lenet_reps: int, mlp_reps: int, sort_reps: int, log) -> dict:
   out = {}
   log("LeNet-300-100: plain vs wrapped adam steps ...")
   runners, _ = step_runners(lenet_setup)
-  step_figures(out, interleaved(runners, lenet_reps), "lenet")
+  step_figures(out, paired(runners, lenet_reps), "lenet")
   del runners
 
   log("MLP 12.6M: plain vs wrapped adam steps, mask update ...")
@@ -340,11 +367,11 @@ def run(lenet_reps: int, mlp_reps: int, sort_reps: int, log) -> dict:
   update = mask_update_fn(pruner)
   new_masks = jax.block_until_ready(update(params, masks, key))
   runners["update"] = lambda: update(params, masks, key)
-  t = interleaved(runners, mlp_reps)
+  t = paired(runners, mlp_reps)
   step_figures(out, t, "mlp")
-  out["mask_update_ratio"] = ratio(t["update"], t["plain"])
+  out["mask_update_ratio"] = ratio(t["update"], t["update/base"])
   out["mask_update_ms"] = ms(t["update"])
-  out["regrow_ratio"] = ratio(t["regrow"], t["plain"])
+  out["regrow_ratio"] = ratio(t["regrow"], t["regrow/base"])
 
   log("MLP 12.6M: sort-based threshold (reference) ...")
   sort_update = sort_update_fn(SPARSITY)
@@ -433,6 +460,18 @@ def table(r: dict) -> str:
     (
       "step_ratio_mlp_nodonate (info)",
       f"{r['step_ratio_mlp_nodonate']:.3f}",
+      "",
+      "",
+    ),
+    (
+      "control: plain / plain, LeNet (info)",
+      f"{r['control_ratio_lenet']:.3f}",
+      "",
+      "",
+    ),
+    (
+      "control: plain / plain, MLP (info)",
+      f"{r['control_ratio_mlp']:.3f}",
       "",
       "",
     ),
