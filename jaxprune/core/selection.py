@@ -8,9 +8,9 @@ then safeguarded interpolation (with a bisection step every eighth pass)
 narrows the bracket until exactly k keys lie above it, until it is one key
 wide, or until it holds at most `_few(keys)` entries (at most `_FEW`, and
 fewer for small arrays): then one more pass gathers the rows holding them
-and bisection on those rows alone finishes. Typical
-data needs 4-6 full passes; the worst case is bounded by the bisection
-steps (about 8 x 32 passes).
+and bisection on those rows alone finishes. Typical data needs 4-6 full
+passes; the worst case is bounded by the bisection steps (about 8 x 32
+passes).
 
 Rounding and ties, the rules every count in jaxprune follows:
 - a leaf of n entries at sparsity s keeps `n - round(s * n)` entries, the
@@ -173,8 +173,7 @@ def _threshold(keys, k, total, skip, start=None):
 def _bracket(keys, k, total, skip, start=None, stop_at_k=True):
   """A bracket [lo, hi) of keys around the k-th largest, with count(>= lo)
   and count(>= hi): it holds at most `_few(keys)` entries, or is one key
-  wide, or
-  (with `stop_at_k`) count(>= lo) is exactly k.
+  wide, or (with `stop_at_k`) count(>= lo) is exactly k.
 
   Requires 1 <= k <= total (the entries of leaves not skipped) and no key
   equal to 0xFFFFFFFF (NaN patterns). The bracket [lo, hi) always holds the
@@ -252,7 +251,10 @@ def _gather(keys, skip, lo, hi):
   unpadded keys: padding would copy the whole array."""
 
   def flags(x):
-    inside = (x.flat >= lo) & (x.flat < hi)
+    # One flag per row of `x.rows` (`_starts` counts in those rows); the
+    # rows past the data, padding only, are False.
+    flat = x.flat
+    inside = (flat >= lo) & (flat < hi)
     whole = x.size - x.size % _ROW
     parts = []
     if whole:
@@ -261,16 +263,18 @@ def _gather(keys, skip, lo, hi):
       parts.append(jnp.max(rows, axis=1) > 0)
     if whole < x.size:
       parts.append(jnp.any(inside[whole:])[None])
-    parts.append(jnp.zeros(x.n_rows - -(-x.size // _ROW), bool))
+    data_rows = -(-x.size // _ROW)
+    parts.append(jnp.zeros(x.n_rows - data_rows, bool))
     return jnp.concatenate(parts)
 
   starts = _starts(keys)
+  size = _few(keys)
   (picked,) = jnp.nonzero(
     jnp.concatenate([flags(x) & ~skip[i] for i, x in enumerate(keys)]),
-    size=_few(keys),
+    size=size,
     fill_value=starts[-1],
   )
-  few = jnp.zeros((_few(keys), _ROW), jnp.uint32)
+  few = jnp.zeros((size, _ROW), jnp.uint32)
   for i, x in enumerate(keys):
     if x.size == 0:
       continue
