@@ -279,7 +279,8 @@ def test_the_last_partial_evaluation_batch_counts_once(digits):
   logits = trainer.model.apply(
     state.variables, digits.validation.images, train=False
   )
-  expected = np.mean(np.argmax(logits, -1) == digits.validation.labels)
+  predicted = np.argmax(np.asarray(logits), -1)
+  expected = float(np.mean(predicted == digits.validation.labels))
   for parallel in ("none", "pmap", "sharded"):
     result = _trainer(digits, algorithms.fixed(), parallel).evaluate(state)
     assert result["val_accuracy"] == pytest.approx(expected, abs=1e-6)
