@@ -252,49 +252,6 @@ def test_nnx_state():
   assert s.kept == s.size - round(0.75 * HID * OUT) - round(0.75 * IN * HID)
 
 
-def test_static_random_masks_are_drawn_at_init():
-  # A step-0 random mask is drawn by `tx.init`: the top-k of the uniform
-  # noise from fold_in(key, 0) (the key the step-0 update would use), one
-  # stream per leaf; the train step then holds no selection code.
-  params = mlp_params(jax.random.key(0))
-  key = jax.random.key(5)
-  pruner = jaxprune.algorithms.random(0.75, distribution="uniform")
-  tx = jaxprune.wrap(optax.sgd(0.1), pruner, key=key)
-  state = tx.init(params)
-  masks = jaxprune.masks_of(state)
-  leaves = jax.tree.leaves(params)  # fc1 bias, fc1 kernel, fc2 bias, ...
-  streams = jax.random.split(jax.random.fold_in(key, 0), len(leaves))
-  for name, index in (("fc1", 1), ("fc2", 3)):
-    noise = np.asarray(jax.random.uniform(streams[index], leaves[index].shape))
-    size = noise.size
-    keep = size - round(0.75 * size)
-    expected = np.zeros(size, bool)
-    expected[np.argsort(-noise.ravel(), kind="stable")[:keep]] = True
-    got = np.asarray(masks[name]["kernel"]).ravel()
-    np.testing.assert_array_equal(got, expected, err_msg=name)
-    assert masks[name]["bias"] is None
-  step = make_step(tx, apply)
-  params, state = step(params, state)
-  for name in ("fc1", "fc2"):
-    kept = np.asarray(masks[name]["kernel"])
-    assert (np.asarray(params[name]["kernel"])[~kept] == 0).all()
-  after = jax.tree.leaves(jaxprune.masks_of(state))
-  for a, b in zip(after, jax.tree.leaves(masks), strict=True):
-    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-  grads = jax.tree.map(jnp.ones_like, params)
-  static = jax.jit(tx.update).lower(grads, state, params).as_text()
-  assert "while" not in static
-  scheduled = jaxprune.wrap(
-    optax.sgd(0.1), jaxprune.algorithms.magnitude(0.75, step=3)
-  )
-  text = (
-    jax.jit(scheduled.update)
-    .lower(grads, scheduled.init(params), params)
-    .as_text()
-  )
-  assert "while" in text  # the check above can fail
-
-
 def test_update_without_params_raises():
   tx = jaxprune.wrap(optax.sgd(0.1), jaxprune.algorithms.magnitude(0.5))
   params = mlp_params(jax.random.key(0))
