@@ -144,6 +144,27 @@ def test_resume_after_an_interruption_is_exact(digits, tmp_path):
   assert np.all(kernel[~np.asarray(masks["fc1"]["kernel"])] == 0)
 
 
+def test_a_random_mask_follows_the_key_given_to_init(digits):
+  # Sparse experiments give each seed its pruner key through `init`, after
+  # the optimizer state exists: a static random mask must come from that
+  # key (the same mask for the same key, another for another key).
+  pruner = jaxprune.algorithms.random(0.9, distribution="uniform")
+  trainer = _trainer(digits, pruner=pruner)
+  variables = trainer.init_variables(jax.random.key(0))
+
+  def masks_after_one_step(key):
+    state = trainer.init(variables, seed=0, key=jax.random.key(key))
+    return jax.tree.leaves(
+      jaxprune.masks_of(trainer.fit(state, 1).state.opt_state)
+    )
+
+  a, again, b = (masks_after_one_step(k) for k in (1, 1, 2))
+  for x, x2, y in zip(a, again, b, strict=True):
+    np.testing.assert_array_equal(x, x2)
+    assert not np.array_equal(x, y)
+    assert int(x.sum()) == int(y.sum()) == x.size - round(0.9 * x.size)
+
+
 def test_one_compilation_serves_every_round(digits):
   trainer = _trainer(digits)
   theta_0 = trainer.init_variables(jax.random.key(2))
