@@ -14,7 +14,7 @@ from jaxprune.core.policy import Policy
 from jaxprune.core.schedules import one_shot
 from jaxprune.core.tree import apply_masks
 from jaxprune.core.types import Masks, Params
-from jaxprune.pruner import NM, Channel, ScorePruner
+from jaxprune.pruner import NM, Channel, ScorePruner, all_kept
 
 
 def prune(
@@ -77,8 +77,8 @@ def prune(
     name="prune",
   )
   key = jax.random.key(0) if key is None else key
-  masks, aux = pruner.init(params, key)
-  masks, _ = pruner.update(params, grads, masks, aux, jnp.int32(0), key)
+  dense = all_kept(params, policy)
+  masks, _ = pruner.update(params, grads, dense, (), jnp.int32(0), key)
   return apply_masks(params, masks), masks
 
 

@@ -4,8 +4,14 @@ A pruner is a frozen value with pure functions. `jaxprune.wrap` needs only:
 
 - `init(params, key) -> (masks, aux)`: initial masks and the algorithm's
   own state `aux` (a pytree, `()` when it has none); `key` is the key given
-  to `jaxprune.wrap` (random initial masks of sparse-to-sparse methods);
+  to `jaxprune.wrap`. Masks that need no gradient and no training (random
+  masks, magnitude pruning at step 0, sparse-to-sparse starts) are drawn
+  here, from `fold_in(key, 0)`; `tx.init` cannot mask the params, which
+  stay dense until the first update (`jaxprune.apply_masks(params,
+  jaxprune.masks_of(state))` masks them at once, as `Trainer.init` does);
 - `is_update_step(step) -> bool array`: whether masks change at `step`;
+  the Python value `False` when they never change in training, which
+  leaves the update out of the compiled step altogether;
 - `update(params, grads, masks, aux, step, key) -> (masks, aux)`: the new
   masks, from the parameters before this step's update and the dense
   gradient with respect to the effective parameters;
@@ -172,11 +178,26 @@ class ScorePruner:
     d = self.distribution
     return dict(d) if isinstance(d, tuple) else d
 
-  def init(self, params: Params, key: jax.Array) -> tuple[Masks, Any]:
-    del key
-    return all_kept(params, self.policy), jnp.zeros((), jnp.int32)
+  @property
+  def at_init(self) -> bool:
+    """Whether `init` draws the masks, which then never change: a one-shot
+    schedule at step 0 and a score that needs no gradient (random,
+    magnitude). The compiled step then holds no selection code."""
+    return self.schedule.once_at == 0 and not needs_grads(self.score)
 
-  def is_update_step(self, step: jax.Array) -> jax.Array:
+  def init(self, params: Params, key: jax.Array) -> tuple[Masks, Any]:
+    masks = all_kept(params, self.policy)
+    if not self.at_init:
+      return masks, jnp.zeros((), jnp.int32)
+    sparsity = self.schedule.sparsity(0)
+    new, code = self.masks_at(
+      params, None, masks, sparsity, jax.random.fold_in(key, 0)
+    )
+    return keep_if_finite(code, new, masks), code
+
+  def is_update_step(self, step: jax.Array) -> jax.Array | bool:
+    if self.at_init:
+      return False
     return self.schedule.is_update(step)
 
   def forward(self, params: Params, masks: Masks, aux: Any) -> Params:

@@ -58,11 +58,14 @@ class PruneState:
 
 
 def _key_data(key: jax.Array | None) -> jax.Array:
+  """The key's raw data in a buffer of its own: `key_data` shares the
+  key's buffer, and a step that donates the state would delete the
+  caller's key with it."""
   if key is None:
     return jnp.zeros((2,), jnp.uint32)
   if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-    return jax.random.key_data(key)
-  return jnp.asarray(key, jnp.uint32)
+    key = jax.random.key_data(key)
+  return jnp.array(key, jnp.uint32, copy=True)
 
 
 def _zero(mask, x):
@@ -145,9 +148,11 @@ def wrap(
     def keep(_):
       return old, old, state.aux
 
-    masks, active, aux = jax.lax.cond(
-      pruner.is_update_step(state.step), change, keep, None
-    )
+    update = pruner.is_update_step(state.step)
+    if update is False:  # masks fixed since init: no update to compile
+      masks, active, aux = keep(None)
+    else:
+      masks, active, aux = jax.lax.cond(update, change, keep, None)
     # Masking the state on the way in fuses into the optimizer's own
     # elementwise work; masking its output would make XLA keep both copies.
     inner_state = _mask_state(inner, state.inner_state, active)

@@ -268,10 +268,22 @@ def test_non_finite_scores_name_the_leaf():
   p["fc"]["kernel"] = p["fc"]["kernel"].at[0, 0].set(jnp.nan)
   with pytest.raises(ValueError, match="scores of 'fc/kernel' contain NaN"):
     jaxprune.prune(p, 0.5)
+  # Magnitude pruning at step 0 ranks the params in `tx.init`.
   tx = jaxprune.wrap(optax.sgd(0.1), jaxprune.algorithms.magnitude(0.5))
+  with pytest.raises(ValueError, match="scores of 'fc/kernel' contain NaN"):
+    tx.init(p)
+  # Under jit the masks stay as they were and the state records the leaf,
+  # in `init` and in an update alike.
+  state = jax.jit(tx.init)(p)
+  assert bool(jaxprune.masks_of(state)["fc"]["kernel"].all())
+  with pytest.raises(ValueError, match="scores of 'fc/kernel' contain NaN"):
+    jaxprune.check(state)
+  later = jaxprune.algorithms.magnitude(0.5, step=1)
+  tx = jaxprune.wrap(optax.sgd(0.1), later)
   state = tx.init(p)
-  updates, state = jax.jit(tx.update)(p, state, p)
-  # under jit the masks stay as they were and the state records the leaf
+  for _ in range(2):
+    _, state = jax.jit(tx.update)(p, state, p)
+  assert int(state.step) == 2
   assert bool(jaxprune.masks_of(state)["fc"]["kernel"].all())
   with pytest.raises(ValueError, match="scores of 'fc/kernel' contain NaN"):
     jaxprune.check(state)

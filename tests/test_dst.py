@@ -232,16 +232,20 @@ def test_rigl_regrowth_starts_from_zero_and_compiles_once(inner, slots):
   tx = jaxprune.wrap(inner, pruner, key=jax.random.key(4))
   params = mlp_params(jax.random.key(5))
   state = tx.init(params)
-  assert all(m.all() for m in kernels(jaxprune.masks_of(state)).values())
+  # The random start, drawn by init; step 0 makes no update.
+  start = kernels(jaxprune.masks_of(state))
+  counts = {k: int(m.sum()) for k, m in start.items()}
   step = make_step(tx)
-  counts, regrown = None, 0
+  regrown = 0
   for t in range(70):
     old = kernels(jaxprune.masks_of(state))
     params, state = step(params, state)
     new, w = kernels(jaxprune.masks_of(state)), kernels(params)
     now = {k: int(m.sum()) for k, m in new.items()}
-    counts = counts or now
-    assert now == counts, t  # constant per-leaf counts after step 0
+    assert now == counts, t  # constant per-leaf counts
+    if t == 0:
+      for k in KERNELS:
+        np.testing.assert_array_equal(new[k], start[k])
     for k in KERNELS:
       assert (w[k][~new[k]] == 0).all()
       leaves = state_leaves_for(state.inner_state, f"{k}/kernel")
@@ -260,18 +264,21 @@ def test_rigl_regrowth_starts_from_zero_and_compiles_once(inner, slots):
   assert step._cache_size() == 1
 
 
-def test_sparse_to_sparse_granet_draws_its_mask_at_step_zero():
+def test_sparse_to_sparse_granet_draws_its_mask_in_init():
   def first_masks(key):
     pruner = dst.granet(
-      0.9, begin=10, end=40, frequency=10, total_steps=60, initial_sparsity=0.5
+      0.9, begin=0, end=40, frequency=10, total_steps=60, initial_sparsity=0.5
     )
     tx = jaxprune.wrap(optax.sgd(0.1), pruner, key=key)
     params = mlp_params(jax.random.key(0))
     state = tx.init(params)
-    assert all(m.all() for m in kernels(jaxprune.masks_of(state)).values())
+    start = kernels(jaxprune.masks_of(state))
+    # Step 0 (a pruning and regrowth step of the schedule) makes no update:
+    # the first update, which masks the params, keeps init's masks.
     params, state = make_step(tx)(params, state)
     masks, w = kernels(jaxprune.masks_of(state)), kernels(params)
     for k in KERNELS:
+      np.testing.assert_array_equal(masks[k], start[k])
       assert (w[k][~masks[k]] == 0).all()
     return masks
 
@@ -364,6 +371,8 @@ def test_non_finite_values_keep_the_masks_and_name_the_leaf():
   with pytest.raises(ValueError, match="'fc2/kernel \\(gradient\\)' contain"):
     pruner.check(new, code)
   params["fc1"]["kernel"] = params["fc1"]["kernel"].at[0, 0].set(jnp.nan)
+  # Dense-to-sparse GraNet updates at step 0 (RigL's start is drawn by init).
+  pruner = dst.granet(0.9, begin=0, end=50, frequency=10, total_steps=100)
   tx = jaxprune.wrap(optax.sgd(0.1), pruner, key=jax.random.key(0))
   state = tx.init(params)
   _, state = jax.jit(tx.update)(grads, state, params)

@@ -145,18 +145,26 @@ def test_resume_after_an_interruption_is_exact(digits, tmp_path):
 
 
 def test_a_random_mask_follows_the_key_given_to_init(digits):
-  # Sparse experiments give each seed its pruner key through `init`, after
-  # the optimizer state exists: a static random mask must come from that
-  # key (the same mask for the same key, another for another key).
+  # Sparse experiments give each seed its pruner key through `init`: a
+  # static random mask must come from that key (the same mask for the same
+  # key, another for another key), drawn by `init`, which masks the params.
   pruner = jaxprune.algorithms.random(0.9, distribution="uniform")
   trainer = _trainer(digits, pruner=pruner)
   variables = trainer.init_variables(jax.random.key(0))
 
   def masks_after_one_step(key):
     state = trainer.init(variables, seed=0, key=jax.random.key(key))
-    return jax.tree.leaves(
+    masks = jaxprune.masks_of(state.opt_state)
+    for layer in ("fc1", "fc2", "fc3"):
+      w = np.asarray(state.params[layer]["kernel"])
+      assert not w[~np.asarray(masks[layer]["kernel"])].any()
+    at_init = jax.tree.leaves(masks)
+    after = jax.tree.leaves(
       jaxprune.masks_of(trainer.fit(state, 1).state.opt_state)
     )
+    for x, y in zip(at_init, after, strict=True):
+      np.testing.assert_array_equal(x, y)
+    return after
 
   a, again, b = (masks_after_one_step(k) for k in (1, 1, 2))
   for x, x2, y in zip(a, again, b, strict=True):

@@ -200,6 +200,59 @@ def test_one_compilation_over_many_mask_updates():
   assert seen[-1] == IN * HID - round(0.9 * IN * HID)
 
 
+def _primitives(jaxpr):
+  """Names of every primitive in a jaxpr, sub-jaxprs included."""
+  names = set()
+  for eqn in jaxpr.eqns:
+    names.add(eqn.primitive.name)
+    for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+      names |= _primitives(sub)
+  return names
+
+
+def test_masks_fixed_at_init_leave_the_update_out_of_the_step():
+  params = mlp_params(jax.random.key(4))
+  w = np.abs(np.asarray(params["fc1"]["kernel"])).ravel()
+  magnitude = jaxprune.algorithms.magnitude(0.5)
+  state = jaxprune.wrap(optax.adam(1e-2), magnitude).init(params)
+  # The largest half of |w| (no ties in normal draws), by numpy's sort.
+  expect = w >= np.sort(w)[w.size // 2]
+  kept = np.asarray(jaxprune.masks_of(state)["fc1"]["kernel"]).ravel()
+  np.testing.assert_array_equal(kept, expect)
+  rand = jaxprune.algorithms.random(0.75, distribution="uniform")
+  state = jaxprune.wrap(optax.adam(1e-2), rand, key=jax.random.key(1)).init(
+    params
+  )
+  for k, size in (("fc1", IN * HID), ("fc2", HID * OUT)):
+    kept = int(jaxprune.masks_of(state)[k]["kernel"].sum())
+    assert kept == size - round(0.75 * size)
+
+  def update_primitives(pruner):
+    tx = jaxprune.wrap(optax.adam(1e-2), pruner, key=jax.random.key(1))
+    state = tx.init(params)
+    grads = jax.tree.map(jnp.ones_like, params)
+    return _primitives(jax.make_jaxpr(tx.update)(grads, state, params).jaxpr)
+
+  # Selection searches run in while loops inside a cond: a step whose
+  # masks never change holds neither; one that prunes at step 1 holds both.
+  for pruner in (magnitude, rand, jaxprune.algorithms.fixed()):
+    assert not {"cond", "while"} & update_primitives(pruner)
+  later = jaxprune.algorithms.magnitude(0.5, step=1)
+  assert {"cond", "while"} <= update_primitives(later)
+
+
+def test_a_donated_state_leaves_the_callers_key_alive():
+  key = jax.random.key(3)
+  pruner = jaxprune.algorithms.set_(0.5, end=10, frequency=1)
+  tx = jaxprune.wrap(optax.sgd(0.1), pruner, key=key)
+  params = mlp_params(jax.random.key(0))
+  step = jax.jit(tx.update, donate_argnums=(1,))
+  grads = jax.tree.map(jnp.ones_like, params)
+  _, state = step(grads, tx.init(params), params)
+  _, state = step(grads, state, params)
+  assert jax.random.uniform(key).shape == ()  # raises if `key` was deleted
+
+
 def test_list_pytree_and_saliency_under_jit():
   params = [jnp.arange(1.0, 13.0).reshape(3, 4), jnp.ones(4)]
   grads = [jnp.ones((3, 4)) * jnp.array([4.0, 3.0, 2.0, 1.0]), jnp.ones(4)]

@@ -4,12 +4,12 @@ r"""Static random masks, uniform ratios, LeNet-300-100 on Fashion-MNIST.
     --config=configs/sparse/static_uniform_lenet300_fashion_mnist.py \
     --workdir=/tmp/sparse_static_uniform_lenet300_fashion_mnist
 
-A random mask drawn at step 0 with the same sparsity (90%) in every layer,
-never changed. The lottery recipe (Adam 1.2e-3, batch 60, 5,000 steps,
-evaluation every 250); two seeds of 15-30 s each on 2 shared CPU cores
-(RigL, GraNet measured: 14-21 s of training, 17-32 s with start-up).
-`:quick`: 500 steps, one seed. `:sparsity=0.95` (or
-`--config.sparsity=0.95`) moves the target.
+A random mask drawn before step 0 (`tx.init`) with the same sparsity (90%) in
+every layer, never changed. The lottery recipe (Adam 1.2e-3, batch 60, 5,000
+steps, evaluation every 250); two seeds of 15-30 s each on 2 shared CPU cores
+(RigL, GraNet measured: 14-21 s of training, 17-32 s with start-up). `:quick`:
+500 steps, one seed. `:sparsity=0.95` (or `--config.sparsity=0.95`) moves the
+target.
 """
 
 import ml_collections

@@ -25,11 +25,11 @@ update therefore keeps its value and is not a regrowth (RigL's rule). This
 holds also for positions removed by GraNet's pruning step and grown back by
 the regeneration of the same update, which GraNet's code restarts at zero.
 
-Sparse-to-sparse starts. `tx.init` cannot change the params, so the random
-initial mask (exact per-leaf counts from `distribution`, noise from the
-wrap key) is drawn by the update at step 0, which does nothing else: from
-that update on, `params == params * masks`, and `masks_of(tx.init(...))`
-is all-kept, matching the dense params it was given.
+Sparse-to-sparse starts. The random initial mask (exact per-leaf counts
+from `distribution`, noise from `fold_in(wrap key, 0)`) is drawn by
+`tx.init`, and step 0 makes no mask update. `tx.init` cannot change the
+params: they are masked by `jaxprune.apply_masks(params, masks_of(state))`
+(`Trainer.init` does it), or else by the first update.
 
 Bad values. When |w| or the gradient holds NaN or infinity, an update under
 `jit` leaves the masks as they were and records the leaf;
@@ -77,7 +77,7 @@ class DropGrowPruner:
   Attributes:
     pruning: GraNet's global pruning schedule, or None (constant sparsity).
     initial_sparsity: 0 starts from all-kept masks; above 0, a random mask
-      at this sparsity is drawn at step 0.
+      at this sparsity is drawn by `init`.
     distribution: per-leaf sparsities of the initial random mask ('erk',
       'er', 'uniform' or a path-pattern map).
     growth: 'gradient' (largest |dense gradient|) or 'random'.
@@ -147,7 +147,6 @@ class DropGrowPruner:
     return jnp.where(p >= 1.0, jnp.float32(self.drop_floor), rate)
 
   def init(self, params: Params, key: jax.Array) -> tuple[Masks, Any]:
-    del key
     rules = self.policy.rules(params)
     scaled = [p for p, r in rules.items() if r.scale != 1.0]
     if self.pruning is not None and scaled:
@@ -155,14 +154,17 @@ class DropGrowPruner:
         f"Policy.scale matches {scaled} but {self.name} prunes all leaves "
         "together by one ranking; use Policy.fixed instead"
       )
-    return all_kept(params, self.policy), jnp.zeros((), jnp.int32)
+    masks = all_kept(params, self.policy)
+    if self.initial_sparsity > 0.0:
+      masks = self._initial(params, masks, jax.random.fold_in(key, 0))
+    return masks, jnp.zeros((), jnp.int32)
 
   def is_update_step(self, step: jax.Array) -> jax.Array:
     update = self._regrows(step)
     if self.pruning is not None:
       update = update | self.pruning.is_update(step)
     if self.initial_sparsity > 0.0:
-      update = update | (jnp.asarray(step) == 0)
+      update = update & (jnp.asarray(step) != 0)  # init drew the start
     return update
 
   def forward(self, params: Params, masks: Masks, aux: Any) -> Params:
@@ -206,12 +208,7 @@ class DropGrowPruner:
         masks,
       )
 
-    if self.initial_sparsity == 0.0:
-      new = evolve(masks)
-    else:
-      start = lambda m: self._initial(params, m, key)
-      new = jax.lax.cond(jnp.asarray(step) == 0, start, evolve, masks)
-    return keep_if_finite(code, new, masks), code
+    return keep_if_finite(code, evolve(masks), masks), code
 
   def check(self, masks: Masks, aux: jax.Array) -> None:
     """Raises if the last mask update met NaN or infinity (its masks were
@@ -343,7 +340,7 @@ def granet(
     total_steps: training length: the drop rate's decay length and the
       default `regrow_end`.
     initial_sparsity: s_i = 1 - d_i. 0 prunes dense-to-sparse; above 0
-      trains sparse-to-sparse from a random mask drawn at step 0 with
+      trains sparse-to-sparse from a random mask drawn by `tx.init` with
       `distribution` (the paper uses 0.5 with 'erk').
     distribution: per-leaf ratios of that random mask ('erk', 'er',
       'uniform' or a path-pattern map).
@@ -430,11 +427,12 @@ def rigl(
 ) -> DropGrowPruner:
   """RigL: constant sparsity; drop the smallest |w|, grow the largest |g|.
 
-  A random mask with exact per-leaf counts (`distribution`) is drawn at step
-  0 from the key given to `jaxprune.wrap`. Every `frequency` steps up to
-  `end`, each leaf drops `floor(r_t * nnz)` of its smallest active |w| and
-  grows as many positions with the largest |dense gradient|, grown weights
-  starting at zero; r_t = drop_fraction * (1 + cos(pi * t / end)) / 2.
+  A random mask with exact per-leaf counts (`distribution`) is drawn by
+  `tx.init` from the key given to `jaxprune.wrap`. Every `frequency` steps,
+  from step `frequency` up to `end`, each leaf drops `floor(r_t * nnz)` of
+  its smallest active |w| and grows as many positions with the largest
+  |dense gradient|, grown weights starting at zero;
+  r_t = drop_fraction * (1 + cos(pi * t / end)) / 2.
 
   Args:
     sparsity: fraction of the prunable entries pruned throughout.

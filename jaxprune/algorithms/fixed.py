@@ -4,7 +4,6 @@ import dataclasses
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 
 from jaxprune.core.policy import Policy
 from jaxprune.core.types import Masks, Params
@@ -22,8 +21,8 @@ class FixedPruner:
     del key
     return all_kept(params, self.policy), ()
 
-  def is_update_step(self, step: jax.Array) -> jax.Array:
-    return jnp.zeros((), bool)
+  def is_update_step(self, step: jax.Array) -> bool:
+    return False
 
   def update(self, params, grads, masks, aux, step, key):
     return masks, aux

@@ -17,7 +17,9 @@ def random(
   """A random mask with exact per-leaf counts, drawn once at `step`.
 
   Positions are the top-k of uniform noise from the key given to
-  `jaxprune.wrap` (or `jaxprune.prune`); counts follow `distribution`.
+  `jaxprune.wrap` (or `jaxprune.prune`); counts follow `distribution`. At
+  `step` 0 (static sparse training) `tx.init` draws the mask and the
+  compiled step holds no mask update.
 
   >>> random(0.9).distribution
   'erk'

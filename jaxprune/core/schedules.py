@@ -14,10 +14,13 @@ class Schedule(NamedTuple):
   Attributes:
     sparsity: step -> target sparsity.
     is_update: step -> whether the masks are recomputed at this step.
+    once_at: the one step a one-shot schedule updates at; None for
+      schedules that update more than once.
   """
 
   sparsity: SparsityFn
   is_update: SparsityFn
+  once_at: int | None = None
 
 
 def _check(name: str, value: float) -> float:
@@ -38,6 +41,7 @@ def one_shot(sparsity: float, step: int = 0) -> Schedule:
   return Schedule(
     sparsity=lambda t: jnp.where(jnp.asarray(t) >= step, sparsity, 0.0),
     is_update=lambda t: jnp.asarray(t) == step,
+    once_at=step,
   )
 
 

@@ -178,7 +178,8 @@ class Trainer:
     inner = optax.inject_hyperparams(optimizer)(
       learning_rate=float(self._schedule(0))
     )
-    self.tx = wrap(inner, pruner)
+    self._wrap = lambda key: wrap(inner, pruner, key=key)
+    self.tx = self._wrap(None)
     self.layout = layout(
       parallel, batch_size, devices=devices, shard_params=shard_params
     )
@@ -221,18 +222,19 @@ class Trainer:
       masks: masks to train under (default: the pruner's initial ones).
       seed: the data order's seed.
       step: the data and learning-rate position to start from.
-      key: the pruner's `jax.random` key (random masks, SET growth); by
-        default the one `jaxprune.wrap` was given (none: all zeros).
+      key: the pruner's `jax.random` key (random masks, drawn here, and
+        SET growth); none: all zeros.
 
     Returns:
       The state, its params multiplied by the masks.
     """
     params = variables["params"]
-    opt_state = self.tx.init(params)
+    # The key is given before the state is built: `init` draws random masks
+    # from it. Only `init` reads the key `wrap` holds, so the compiled
+    # step of `self.tx` serves states made with any key.
+    opt_state = self._wrap(key).init(params)
     if masks is not None:
       opt_state = set_masks(opt_state, masks)
-    if key is not None:
-      opt_state = opt_state.replace(key=jax.random.key_data(key))
     return TrainState(
       step=jnp.asarray(step, jnp.int32),
       seed=jnp.asarray(seed, jnp.int32),
