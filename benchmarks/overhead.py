@@ -10,7 +10,8 @@ loop so that machine noise hits both sides alike:
 - ordinary GraNet steps and PDP soft-mask steps (threshold found every
   step, gradient taken through `jaxprune.forward`) on both models, and RigL
   steps that drop and regrow on every call on the MLP, each against the
-  plain step;
+  plain step; static sparse steps (a random ERK mask drawn by `tx.init`)
+  likewise, for information, and the first call (compilation) of each step;
 - one global magnitude mask update (sort-free selection) on the MLP, and the
   same threshold found with a full `jnp.sort`, each against one plain step;
 - the number of compilations of the wrapped step over a run of 20 mask
@@ -131,15 +132,21 @@ def quiet_pruner():
 
 
 class Runner:
-  """A step with its own (params, opt_state), advanced by `__call__`."""
+  """A step with its own (params, opt_state), advanced by `__call__`;
+  `first_call_s` is the time of the first call (compilation included)."""
 
   def __init__(self, step, params, opt_state, batch):
     self.step, self.batch = step, batch
     self.state = (params, opt_state)
+    self.first_call_s = None
 
   def __call__(self):
+    t0 = time.perf_counter()
     params, opt_state, loss = self.step(*self.state, *self.batch)
     self.state = (params, opt_state)
+    if self.first_call_s is None:
+      jax.block_until_ready(loss)
+      self.first_call_s = time.perf_counter() - t0
     return loss
 
 
@@ -158,6 +165,12 @@ def granet_quiet():
 def rigl_every_step():
   """RigL at 90% dropping and regrowing on every step."""
   return jaxprune.algorithms.rigl(SPARSITY, end=10**6, frequency=1)
+
+
+def static_erk():
+  """Static sparse training: a random ERK mask at 90%, drawn by
+  `tx.init`; the step holds no mask update."""
+  return jaxprune.algorithms.random(SPARSITY, distribution="erk")
 
 
 def pdp_soft():
@@ -214,6 +227,7 @@ def step_runners(setup, warmup: int = 8):
     jax.block_until_ready([r() for r in runners.values()])
   runners["granet"] = pruned_runner(setup_out, granet_quiet(), warmup)
   runners["pdp"] = pruned_runner(setup_out, pdp_soft(), warmup, through=True)
+  runners["static"] = pruned_runner(setup_out, static_erk(), warmup)
   return runners, setup_out
 
 
@@ -227,7 +241,13 @@ def step_figures(out: dict, t: dict, model: str) -> None:
   out[f"plain_step_ms_{model}_nodonate"] = ms(t["wrapped_nodonate/base"])
   out[f"step_ratio_granet_{model}"] = ratio(t["granet"], t["granet/base"])
   out[f"step_ratio_pdp_{model}"] = ratio(t["pdp"], t["pdp/base"])
+  out[f"step_ratio_static_{model}"] = ratio(t["static"], t["static/base"])
   out[f"control_ratio_{model}"] = ratio(t["control"], t["control/base"])
+
+
+def first_calls(out: dict, runners: dict, model: str) -> None:
+  for name in ("plain", "wrapped", "granet", "pdp", "static"):
+    out[f"first_call_s_{name}_{model}"] = runners[name].first_call_s
 
 
 def paired(runners: dict, reps: int) -> dict:
@@ -354,6 +374,7 @@ def run(lenet_reps: int, mlp_reps: int, sort_reps: int, log) -> dict:
   out = {}
   log("LeNet-300-100: plain vs wrapped adam steps ...")
   runners, _ = step_runners(lenet_setup)
+  first_calls(out, runners, "lenet")
   step_figures(out, paired(runners, lenet_reps), "lenet")
   del runners
 
@@ -361,6 +382,7 @@ def run(lenet_reps: int, mlp_reps: int, sort_reps: int, log) -> dict:
   runners, setup_out = step_runners(mlp_setup)
   params = setup_out[0]
   runners["regrow"] = pruned_runner(setup_out, rigl_every_step())
+  first_calls(out, runners, "mlp")
   pruner = jaxprune.algorithms.global_magnitude(SPARSITY)
   key = jax.random.key(0)
   masks, _ = pruner_init(pruner, params, key)
@@ -460,6 +482,26 @@ def table(r: dict) -> str:
     (
       "step_ratio_mlp_nodonate (info)",
       f"{r['step_ratio_mlp_nodonate']:.3f}",
+      "",
+      "",
+    ),
+    (
+      "static ERK step / plain, LeNet (info)",
+      f"{r['step_ratio_static_lenet']:.3f}",
+      "",
+      "",
+    ),
+    (
+      "static ERK step / plain, MLP (info)",
+      f"{r['step_ratio_static_mlp']:.3f}",
+      "",
+      "",
+    ),
+    (
+      "first call (compile), LeNet: plain / static / gradual (s)",
+      f"{r['first_call_s_plain_lenet']:.1f} / "
+      f"{r['first_call_s_static_lenet']:.1f} / "
+      f"{r['first_call_s_wrapped_lenet']:.1f}",
       "",
       "",
     ),
