@@ -136,7 +136,7 @@ def test_report_pivots_methods_by_sparsity(granet_run, tmp_path):
 
 
 BASE = _module("base")
-CONV = [f"{m}_conv4_fashion_mnist" for m in BASE.STRUCTURED]
+CONV = [f"{m}_conv4_fashion_mnist" for m in BASE.METHODS]
 METHODS = (
   [f"{m}_lenet300_fashion_mnist" for m in BASE.METHODS]
   + ["granet_lenet300_digits"]
@@ -284,6 +284,24 @@ def test_conv4_configs_smoke_run_a_few_steps(name, arg, tmp_path):
     assert layer["kept"] == size - round(config.sparsity * size), path
   if name.startswith("pdp"):
     assert run["hardening_step"] == 15
+
+
+@pytest.mark.parametrize(
+  "name", ["granet_sparse_conv4_fashion_mnist", "synflow_conv4_fashion_mnist"]
+)
+def test_conv4_global_methods_smoke_run_to_the_exact_total(name, tmp_path):
+  # One ranking of all kernels: the total is exact, each layer is not fixed.
+  config = _digits(_config(name, "quick"))
+  (run,) = sparse.run(config, str(tmp_path))["runs"]
+  assert run["final_step"] == 20
+  size = sum(layer["size"] for layer in run["layers"].values())
+  kept = sum(layer["kept"] for layer in run["layers"].values())
+  assert (run["size"], run["kept"]) == (size, kept)
+  assert kept == size - round(0.9 * size)
+  fractions = {
+    layer["kept"] / layer["size"] for layer in run["layers"].values()
+  }
+  assert len(fractions) > 1
 
 
 def test_pdp_run_records_soft_and_hardened_accuracy_and_resumes(
