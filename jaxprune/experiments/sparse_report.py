@@ -172,6 +172,12 @@ def plot(rows: list[dict], path: str, title: str = "") -> None:
   standard deviation; dense runs (target 0) are a dashed line."""
   fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
   methods = dict.fromkeys(r["method"] for r in rows)
+  # Up to 20 colours, each with its own marker: the default cycle repeats
+  # its 10 colours, and a sweep has more methods than that.
+  styles = {
+    m: dict(color=plt.get_cmap("tab20")(i % 20), marker="osD^vP*Xph"[i % 10])
+    for i, m in enumerate(methods)
+  }
   for ax, metric in zip(axes, ACCURACIES, strict=True):
     ticks = set()
     for method in methods:
@@ -186,7 +192,7 @@ def plot(rows: list[dict], path: str, title: str = "") -> None:
         continue
       x = [100 * (1 - r["sparsity"]["mean"]) for r in mine]
       ticks.update(round(v, 1) for v in x)
-      ax.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=method)
+      ax.errorbar(x, mean, yerr=std, capsize=3, label=method, **styles[method])
     ax.set_xscale("log")
     ax.invert_xaxis()
     ax.set_xlabel("% of weights remaining")
