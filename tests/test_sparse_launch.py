@@ -6,6 +6,7 @@ import pathlib
 
 import jax
 import jax.numpy as jnp
+import matplotlib.image
 import optax
 import pytest
 
@@ -133,6 +134,31 @@ def test_report_pivots_methods_by_sparsity(granet_run, tmp_path):
   assert plot.stat().st_size > 0
   with pytest.raises(ValueError, match=r"repeats seeds \[0\]"):
     sparse_report.collect([str(workdir), str(workdir)])
+
+
+def _row(method, target, accuracy):
+  acc = dict(mean=accuracy, std=0.001)
+  return dict(
+    method=method,
+    target_sparsity=target,
+    sparsity=dict(mean=target, std=0.0),
+    final_test_accuracy=acc,
+    early_stop_test_accuracy=acc,
+  )
+
+
+@pytest.mark.parametrize("collapsed, height", [(0.86, 480), (0.70, 960)])
+def test_plot_adds_a_zoomed_row_only_when_a_point_lies_far_below(
+  collapsed, height, tmp_path
+):
+  rows = [_row("dense", 0.0, 0.88)]
+  for target, a, b in [(0.9, 0.88, 0.87), (0.98, 0.86, collapsed)]:
+    rows += [_row("a", target, a), _row("b", target, b)]
+  rows += [_row("c", 0.9, 0.875), _row("c", 0.98, 0.865)]
+  path = tmp_path / "plot.png"
+  sparse_report.plot(rows, str(path))
+  # 4 inches a row at 120 dpi: one row, or a second zoomed one.
+  assert matplotlib.image.imread(path).shape[0] == height
 
 
 BASE = _module("base")

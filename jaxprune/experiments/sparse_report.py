@@ -166,11 +166,31 @@ def markdown(rows: list[dict]) -> str:
   return "\n".join([pivot(rows, m) for m in metrics] + [details(rows)])
 
 
+def zoom_range(values: list[float]) -> tuple[float, float] | None:
+  """The y-range of a zoomed row, or None when none is needed: the values
+  without the outliers, those more than 3 interquartile ranges below the
+  median (a collapsed method flattens every other line when the axis
+  spans it), with a margin of a tenth of that range.
+
+  >>> zoom_range([88.0, 87.5, 86.0, 85.0, 71.6])
+  (84.7, 88.3)
+  >>> zoom_range([88.0, 87.5, 86.0, 85.0]) is None
+  True
+  """
+  q1, median, q3 = np.percentile(values, [25, 50, 75])
+  kept = [v for v in values if v >= median - 3 * (q3 - q1)]
+  if len(kept) == len(values):
+    return None
+  margin = (max(kept) - min(kept)) / 10
+  return round(min(kept) - margin, 6), round(max(kept) + margin, 6)
+
+
 def plot(rows: list[dict], path: str, title: str = "") -> None:
   """Test accuracy (final, at early stop) against the percentage of weights
   remaining (log axis), one line per method, error bars spanning one
-  standard deviation; dense runs (target 0) are a dashed line."""
-  fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+  standard deviation; dense runs (target 0) are a dashed line. When some
+  points lie far below the rest (`zoom_range`), a second row shows the
+  same lines on the range of the others."""
   methods = dict.fromkeys(r["method"] for r in rows)
   # Up to 20 colours, each with its own marker: the default cycle repeats
   # its 10 colours, and a sweep has more methods than that.
@@ -178,38 +198,52 @@ def plot(rows: list[dict], path: str, title: str = "") -> None:
     m: dict(color=plt.get_cmap("tab20")(i % 20), marker="osD^vP*Xph"[i % 10])
     for i, m in enumerate(methods)
   }
-  for ax, metric in zip(axes, ACCURACIES, strict=True):
-    ticks = set()
-    for method in methods:
-      mine = sorted(
-        (r for r in rows if r["method"] == method),
-        key=lambda r: r["target_sparsity"],
-      )
-      mean = [100 * r[metric]["mean"] for r in mine]
-      std = [100 * r[metric]["std"] for r in mine]
-      if all(r["target_sparsity"] == 0 for r in mine):
-        ax.axhline(mean[0], color="gray", linestyle="--", label=method)
-        continue
-      x = [100 * (1 - r["sparsity"]["mean"]) for r in mine]
-      ticks.update(round(v, 1) for v in x)
-      ax.errorbar(x, mean, yerr=std, capsize=3, label=method, **styles[method])
-    ax.set_xscale("log")
-    ax.invert_xaxis()
-    ax.set_xlabel("% of weights remaining")
-    ax.set_ylabel(f"{ACCURACIES[metric]} (%)")
-    ax.grid(True, which="both", alpha=0.3)
-    # Ticks at the runs' densities, labelled plainly (no 2x10^0).
-    ax.set_xticks(sorted(ticks))
-    ax.xaxis.set_major_formatter(
-      matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
-    )
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-  axes[0].legend(fontsize="small")
+  zoom = zoom_range([100 * r[m]["mean"] for r in rows for m in ACCURACIES])
+  n_rows = 1 if zoom is None else 2
+  fig, axes = plt.subplots(
+    n_rows, 2, figsize=(11, 4 * n_rows), sharey="row", squeeze=False
+  )
+  for row, ax_row in enumerate(axes):
+    for ax, metric in zip(ax_row, ACCURACIES, strict=True):
+      _accuracy_panel(ax, rows, methods, styles, metric)
+      if row == 1:
+        ax.set_ylim(*zoom)
+        ax.set_title("zoom: without the points far below the rest")
+  axes[0][0].legend(fontsize="small")
   if title:
     fig.suptitle(title)
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
+
+
+def _accuracy_panel(ax, rows, methods, styles, metric) -> None:
+  """One method per line of `metric` against the weights remaining."""
+  ticks = set()
+  for method in methods:
+    mine = sorted(
+      (r for r in rows if r["method"] == method),
+      key=lambda r: r["target_sparsity"],
+    )
+    mean = [100 * r[metric]["mean"] for r in mine]
+    std = [100 * r[metric]["std"] for r in mine]
+    if all(r["target_sparsity"] == 0 for r in mine):
+      ax.axhline(mean[0], color="gray", linestyle="--", label=method)
+      continue
+    x = [100 * (1 - r["sparsity"]["mean"]) for r in mine]
+    ticks.update(round(v, 1) for v in x)
+    ax.errorbar(x, mean, yerr=std, capsize=3, label=method, **styles[method])
+  ax.set_xscale("log")
+  ax.invert_xaxis()
+  ax.set_xlabel("% of weights remaining")
+  ax.set_ylabel(f"{ACCURACIES[metric]} (%)")
+  ax.grid(True, which="both", alpha=0.3)
+  # Ticks at the runs' densities, labelled plainly (no 2x10^0).
+  ax.set_xticks(sorted(ticks))
+  ax.xaxis.set_major_formatter(
+    matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+  )
+  ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
 def curves(
