@@ -33,6 +33,7 @@ import argparse
 import inspect
 import json
 import os
+import re
 import statistics
 import sys
 import time
@@ -250,6 +251,18 @@ def first_calls(out: dict, runners: dict, model: str) -> None:
     out[f"first_call_s_{name}_{model}"] = runners[name].first_call_s
 
 
+def mask_copies(out: dict, runners: dict, model: str) -> None:
+  """Copies of bool arrays (the masks) in each compiled step, every branch
+  included: XLA copies the masks on every step when the old ones are read
+  after the update's `lax.cond` (see docs/benchmarks.md)."""
+  copy = re.compile(r"= pred\[\d[\d,]*\]\S* copy\(")
+  for name in ("wrapped", "granet", "pdp", "static", "regrow"):
+    if name in runners:
+      r = runners[name]
+      text = r.step.lower(*r.state, *r.batch).compile().as_text()
+      out[f"mask_copies_{name}_{model}"] = len(copy.findall(text))
+
+
 def paired(runners: dict, reps: int) -> dict:
   """Each runner timed against its plain step alone (`plain_nodonate` for
   the `*_nodonate` ones), two at a time with `interleaved`: a call's time
@@ -383,6 +396,7 @@ def run(lenet_reps: int, mlp_reps: int, sort_reps: int, log) -> dict:
   params = setup_out[0]
   runners["regrow"] = pruned_runner(setup_out, rigl_every_step())
   first_calls(out, runners, "mlp")
+  mask_copies(out, runners, "mlp")
   pruner = jaxprune.algorithms.global_magnitude(SPARSITY)
   key = jax.random.key(0)
   masks, _ = pruner_init(pruner, params, key)
@@ -502,6 +516,15 @@ def table(r: dict) -> str:
       f"{r['first_call_s_plain_lenet']:.1f} / "
       f"{r['first_call_s_static_lenet']:.1f} / "
       f"{r['first_call_s_wrapped_lenet']:.1f}",
+      "",
+      "",
+    ),
+    (
+      "mask copies per step, MLP: gradual / granet / rigl / pdp / static",
+      " / ".join(
+        str(r[f"mask_copies_{n}_mlp"])
+        for n in ("wrapped", "granet", "regrow", "pdp", "static")
+      ),
       "",
       "",
     ),

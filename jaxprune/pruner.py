@@ -16,7 +16,11 @@ A pruner is a frozen value with pure functions. `jaxprune.wrap` needs only:
   masks, from the parameters before this step's update and the dense
   gradient with respect to the effective parameters;
 - `forward(params, masks, aux) -> params`: the effective parameters the
-  forward pass uses (identity for hard masks: params are already masked).
+  forward pass uses (identity for hard masks: params are already masked);
+- optionally `only_prunes`, True when no update ever brings a pruned entry
+  back. `wrap` then keeps the new masks within the old ones and masks each
+  step with the new masks alone: reading the old masks after the update
+  would make XLA copy every mask on every step (see docs/benchmarks.md).
 
 `ScorePruner` fills these from a score, a schedule, an allocation rule and
 a structure, so that a new algorithm is a new score or a new rule.
@@ -185,6 +189,14 @@ class ScorePruner:
     magnitude). The compiled step then holds no selection code."""
     return self.schedule.once_at == 0 and not needs_grads(self.score)
 
+  @property
+  def only_prunes(self) -> bool:
+    """Whether updates only remove entries: on a schedule whose target never
+    decreases, every update ranks the pruned entries below all the kept
+    ones (so ties at zero weight cannot bring one back). Not for `Channel`,
+    which ranks slices by the norm of their scores."""
+    return self.schedule.monotone and not isinstance(self.structure, Channel)
+
   def init(self, params: Params, key: jax.Array) -> tuple[Masks, Any]:
     masks = all_kept(params, self.policy)
     if not self.at_init:
@@ -220,15 +232,18 @@ class ScorePruner:
       )
     del aux
     sparsity = self.schedule.sparsity(step)
-    new, code = self.masks_at(params, grads, masks, sparsity, key)
+    new, code = self.masks_at(
+      params, grads, masks, sparsity, key, among_kept=self.only_prunes
+    )
     return keep_if_finite(code, new, masks), code
 
   def check(self, masks: Masks, aux: jax.Array) -> None:
     """Raises if the last mask update met non-finite scores."""
     raise_nonfinite(masked_paths(masks), aux)
 
-  def masks_at(self, params, grads, masks, sparsity, key):
-    """Masks at a given target sparsity and `check_finite`'s code."""
+  def masks_at(self, params, grads, masks, sparsity, key, among_kept=False):
+    """Masks at a given target sparsity and `check_finite`'s code; with
+    `among_kept`, entries that `masks` prunes rank below every other."""
     rules = self.policy.rules(params)
     scores = self.score(params, grads, key)
     flat, treedef = jax.tree.flatten_with_path(
@@ -242,6 +257,12 @@ class ScorePruner:
     code = check_finite(named)
     paths = list(named)
     arrays = [named[p] for p in paths]
+    if among_kept:
+      held = [m for _, m in flat if m is not None]
+      arrays = [
+        jnp.where(m, a.astype(jnp.float32), -jnp.inf)
+        for m, a in zip(held, arrays, strict=True)
+      ]
     leaf_rules = [rules[p] for p in paths]
     kept = self._select(paths, arrays, leaf_rules, sparsity)
     new = dict(zip(paths, kept, strict=True))

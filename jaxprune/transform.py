@@ -9,7 +9,8 @@ One update of `wrap(inner, pruner)`:
    and so is every leaf of the inner state shaped like the params (found
    with `optax.tree_map_params`, whatever the optimizer): entries that
    become active start from zero weight and zero state, and entries that are
-   pruned drop their state;
+   pruned drop their state. For a pruner that `only_prunes`, the new masks
+   are kept within the old ones and are themselves the active entries;
 3. the inner optimizer runs on the masked gradient and the masked params;
 4. its updates are replaced by `-params` at pruned entries, so that
    `optax.apply_updates(params, updates)` is masked on every step, the step
@@ -148,9 +149,18 @@ def wrap(
     def keep(_):
       return old, old, state.aux
 
+    def shrink(_):  # within the old masks: they are also the active ones
+      _, active, aux = change(None)
+      return active, aux
+
     update = pruner.is_update_step(state.step)
     if update is False:  # masks fixed since init: no update to compile
       masks, active, aux = keep(None)
+    elif getattr(pruner, "only_prunes", False):
+      # Nothing becomes active, so the new masks are the active ones: the
+      # old masks are not read after the cond, and XLA copies no mask.
+      masks, aux = jax.lax.cond(update, shrink, lambda _: (old, state.aux), 0)
+      active = masks
     else:
       masks, active, aux = jax.lax.cond(update, change, keep, None)
     # Masking the state on the way in fuses into the optimizer's own

@@ -54,3 +54,10 @@ def test_bad_window():
     schedules.polynomial(0.5, 0, 10, 0)
   with pytest.raises(ValueError, match="end > begin"):
     schedules.polynomial(0.5, 10, 10, 1)
+
+
+def test_which_schedules_never_decrease():
+  assert schedules.one_shot(0.7, step=3).monotone
+  assert schedules.constant(0.5, end=10).monotone
+  assert schedules.polynomial(0.9, 0, 100, 10, initial=0.5).monotone
+  assert not schedules.polynomial(0.2, 0, 100, 10, initial=0.5).monotone

@@ -183,6 +183,49 @@ def test_regrown_entries_start_from_zero_weight_and_state(name):
   assert (w[new] != 0).any() and (w[~new] == 0).all()
 
 
+def test_a_pruned_entry_never_returns_on_a_monotone_schedule():
+  # Step 0 prunes the 0.0 at index 0; sgd(1) then moves index 1 from 0.1 to
+  # exactly 0.0. At step 1, ranking |w| = [0, 0, 3, 2] with ties to the
+  # lower index would keep index 0 and drop index 1; pruned entries rank
+  # last instead, so the masks stay as they are.
+  pruner = jaxprune.pruner.ScorePruner(
+    score=jaxprune.core.scores.magnitude,
+    schedule=jaxprune.core.schedules.constant(0.25, end=1),
+  )
+  assert pruner.only_prunes
+  tx = jaxprune.wrap(optax.sgd(1.0), pruner)
+  params = {"w": jnp.array([[0.0, 0.1, 3.0, 2.0]])}
+  state = tx.init(params)
+  update = jax.jit(tx.update)
+  grads = {"w": jnp.array([[0.0, 0.1, 0.0, 0.0]])}
+  for want_w in ([0.0, 0.0, 3.0, 2.0], [0.0, 0.0, 3.0, 2.0]):
+    updates, state = update(grads, state, params)
+    params = optax.apply_updates(params, updates)
+    np.testing.assert_array_equal(params["w"], [want_w])
+    np.testing.assert_array_equal(
+      jaxprune.masks_of(state)["w"], [[False, True, True, True]]
+    )
+    grads = {"w": jnp.zeros((1, 4))}
+
+
+def test_which_pruners_only_prune():
+  algorithms, schedules = jaxprune.algorithms, jaxprune.core.schedules
+  assert algorithms.gradual_magnitude(
+    0.9, begin=0, end=10, frequency=2
+  ).only_prunes
+  assert algorithms.pdp(0.9, begin=0, end=10).only_prunes
+  assert not algorithms.magnitude(
+    0.5, step=3, structure=jaxprune.Channel()
+  ).only_prunes
+  densify = jaxprune.pruner.ScorePruner(
+    score=jaxprune.core.scores.magnitude,
+    schedule=schedules.polynomial(0.2, 0, 10, 1, initial=0.5),
+  )
+  assert not densify.only_prunes
+  for regrows in (algorithms.rigl(0.9, end=10), algorithms.set_(0.9, end=10)):
+    assert not getattr(regrows, "only_prunes", False)
+
+
 def test_one_compilation_over_many_mask_updates():
   pruner = jaxprune.algorithms.gradual_magnitude(
     0.9, begin=0, end=40, frequency=2

@@ -185,6 +185,11 @@ class PDPPruner:
     )
     object.__setattr__(self, "ranking", ranking)
 
+  @property
+  def only_prunes(self) -> bool:
+    """True: the masks stay all-True until hardening, which only prunes."""
+    return True
+
   def ramp(self, step: jax.Array | int) -> jax.Array:
     """Fraction of each leaf's budget pruned by the update of `step`:
     min(1, (step - begin + 1) / (end - begin + 1)), 0 before `begin`."""

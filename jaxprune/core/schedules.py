@@ -16,11 +16,14 @@ class Schedule(NamedTuple):
     is_update: step -> whether the masks are recomputed at this step.
     once_at: the one step a one-shot schedule updates at; None for
       schedules that update more than once.
+    monotone: the target never decreases from one update to the next, so
+      a pruner following it never needs to bring a pruned entry back.
   """
 
   sparsity: SparsityFn
   is_update: SparsityFn
   once_at: int | None = None
+  monotone: bool = False
 
 
 def _check(name: str, value: float) -> float:
@@ -42,6 +45,7 @@ def one_shot(sparsity: float, step: int = 0) -> Schedule:
     sparsity=lambda t: jnp.where(jnp.asarray(t) >= step, sparsity, 0.0),
     is_update=lambda t: jnp.asarray(t) == step,
     once_at=step,
+    monotone=True,
   )
 
 
@@ -62,6 +66,7 @@ def constant(
   return Schedule(
     sparsity=lambda t: jnp.float32(sparsity),
     is_update=_window(begin, end, frequency),
+    monotone=True,
   )
 
 
@@ -95,7 +100,9 @@ def polynomial(
     ramp = final + (initial - final) * (1.0 - p) ** power
     return jnp.where(p >= 1.0, final, jnp.where(p <= 0.0, initial, ramp))
 
-  return Schedule(sparsity, _window(begin, end, frequency))
+  return Schedule(
+    sparsity, _window(begin, end, frequency), monotone=initial <= final
+  )
 
 
 def geometric(rate: float, rounds: jax.Array | int) -> jax.Array:
