@@ -208,6 +208,44 @@ def test_a_pruned_entry_never_returns_on_a_monotone_schedule():
     grads = {"w": jnp.zeros((1, 4))}
 
 
+def np_nm_within(w, held, n):
+  """numpy reference: in every group of 4 down axis 0, the n largest |w|
+  among the entries `held` keeps (lower row first among ties)."""
+  keep = np.zeros_like(held)
+  for g in range(0, w.shape[0], 4):
+    for c in range(w.shape[1]):
+      rows = [g + i for i in range(4) if held[g + i, c]]
+      rows.sort(key=lambda r: (-abs(w[r, c]), r))
+      for r in rows[:n]:
+        keep[r, c] = True
+  return keep
+
+
+def test_gradual_nm_prunes_within_the_last_masks():
+  pruner = jaxprune.algorithms.gradual_magnitude(
+    0.75, begin=0, end=4, frequency=1, structure=jaxprune.NM(4, axis=0)
+  )
+  assert pruner.only_prunes
+  tx = jaxprune.wrap(optax.adam(1e-2), pruner)
+  params = mlp_params(jax.random.key(5))
+  state = tx.init(params)
+  step = make_step(tx, apply)
+  held = np.ones((IN, HID), bool)
+  seen = []
+  for t in range(6):
+    before = np.asarray(params["fc1"]["kernel"])
+    params, state = step(params, state)
+    masks = np.asarray(jaxprune.masks_of(state)["fc1"]["kernel"])
+    if t <= 4:
+      n = 4 - round(4 * float(pruner.schedule.sparsity(t)))
+      np.testing.assert_array_equal(masks, np_nm_within(before, held, n))
+      seen.append(n)
+    np.testing.assert_array_equal(masks, held & masks)  # nothing returns
+    assert (np.asarray(params["fc1"]["kernel"])[~masks] == 0).all()
+    held = masks
+  assert seen == [4, 2, 1, 1, 1]
+
+
 def test_which_pruners_only_prune():
   algorithms, schedules = jaxprune.algorithms, jaxprune.core.schedules
   assert algorithms.gradual_magnitude(
