@@ -17,10 +17,10 @@ A pruner is a frozen value with pure functions. `jaxprune.wrap` needs only:
   gradient with respect to the effective parameters;
 - `forward(params, masks, aux) -> params`: the effective parameters the
   forward pass uses (identity for hard masks: params are already masked);
-- optionally `only_prunes`, True when no update ever brings a pruned entry
-  back. `wrap` then keeps the new masks within the old ones and masks each
-  step with the new masks alone: reading the old masks after the update
-  would make XLA copy every mask on every step (see docs/benchmarks.md).
+- optionally `only_prunes`, True when `update` never returns an entry that
+  the masks it is given prune. `wrap` then masks each step with the new
+  masks alone: reading the old masks after the update would make XLA copy
+  every mask on every step (see docs/benchmarks.md).
 
 `ScorePruner` fills these from a score, a schedule, an allocation rule and
 a structure, so that a new algorithm is a new score or a new rule.
@@ -193,8 +193,9 @@ class ScorePruner:
   def only_prunes(self) -> bool:
     """Whether updates only remove entries: on a schedule whose target never
     decreases, every update ranks the pruned entries below all the kept
-    ones (so ties at zero weight cannot bring one back). Not for `Channel`,
-    which ranks slices by the norm of their scores."""
+    ones (so ties at zero weight cannot bring one back) and keeps none of
+    them (should the masks held prune more than the target). Not for
+    `Channel`, which ranks slices by the norm of their scores."""
     return self.schedule.monotone and not isinstance(self.structure, Channel)
 
   def init(self, params: Params, key: jax.Array) -> tuple[Masks, Any]:
@@ -243,7 +244,8 @@ class ScorePruner:
 
   def masks_at(self, params, grads, masks, sparsity, key, among_kept=False):
     """Masks at a given target sparsity and `check_finite`'s code; with
-    `among_kept`, entries that `masks` prunes rank below every other."""
+    `among_kept`, within `masks`, whose pruned entries rank below every
+    other."""
     rules = self.policy.rules(params)
     scores = self.score(params, grads, key)
     flat, treedef = jax.tree.flatten_with_path(
@@ -265,6 +267,8 @@ class ScorePruner:
       ]
     leaf_rules = [rules[p] for p in paths]
     kept = self._select(paths, arrays, leaf_rules, sparsity)
+    if among_kept:
+      kept = [k & m for k, m in zip(kept, held, strict=True)]
     new = dict(zip(paths, kept, strict=True))
     masks = jax.tree.unflatten(
       treedef,

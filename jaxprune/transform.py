@@ -9,8 +9,8 @@ One update of `wrap(inner, pruner)`:
    and so is every leaf of the inner state shaped like the params (found
    with `optax.tree_map_params`, whatever the optimizer): entries that
    become active start from zero weight and zero state, and entries that are
-   pruned drop their state. For a pruner that `only_prunes`, the new masks
-   are kept within the old ones and are themselves the active entries;
+   pruned drop their state. A pruner that `only_prunes` returns masks
+   within the old ones, which are then the active entries themselves;
 3. the inner optimizer runs on the masked gradient and the masked params;
 4. its updates are replaced by `-params` at pruned entries, so that
    `optax.apply_updates(params, updates)` is masked on every step, the step
@@ -137,29 +137,29 @@ def wrap(
       raise ValueError("jaxprune.wrap's update needs params: update(g, s, p)")
     old = state.masks
 
-    def change(_):
+    def new_masks(_):
       step_key = jax.random.fold_in(
         jax.random.wrap_key_data(state.key), state.step
       )
-      new, aux = pruner.update(
-        params, grads, old, state.aux, state.step, step_key
-      )
+      return pruner.update(params, grads, old, state.aux, state.step, step_key)
+
+    def change(_):
+      new, aux = new_masks(None)
       return new, map_masked(jnp.logical_and, new, old), aux
 
     def keep(_):
       return old, old, state.aux
 
-    def shrink(_):  # within the old masks: they are also the active ones
-      _, active, aux = change(None)
-      return active, aux
-
     update = pruner.is_update_step(state.step)
     if update is False:  # masks fixed since init: no update to compile
       masks, active, aux = keep(None)
     elif getattr(pruner, "only_prunes", False):
-      # Nothing becomes active, so the new masks are the active ones: the
-      # old masks are not read after the cond, and XLA copies no mask.
-      masks, aux = jax.lax.cond(update, shrink, lambda _: (old, state.aux), 0)
+      # The new masks lie within the old ones, so they are the active
+      # entries too: nothing reads the old masks after the cond, which would
+      # make XLA copy every mask on every step.
+      masks, aux = jax.lax.cond(
+        update, new_masks, lambda _: (old, state.aux), None
+      )
       active = masks
     else:
       masks, active, aux = jax.lax.cond(update, change, keep, None)

@@ -187,7 +187,7 @@ class PDPPruner:
 
   @property
   def only_prunes(self) -> bool:
-    """True: the masks stay all-True until hardening, which only prunes."""
+    """True: the masks stay as given until hardening, which only prunes."""
     return True
 
   def ramp(self, step: jax.Array | int) -> jax.Array:
@@ -253,7 +253,7 @@ class PDPPruner:
       hard = map_masked(self._hard_leaf, masks, params, leaves)
       # Only here can masks change: the soft phase passes them through.
       ok = hard_code == 0
-      hard = map_masked(lambda h, m: jnp.where(ok, h, m), hard, masks)
+      hard = map_masked(lambda h, m: jnp.where(ok, h & m, m), hard, masks)
       return hard, PDPState(jnp.int32(HARD), leaves, hard_code)
 
     new_masks, new_aux = jax.lax.cond(step >= self.harden_step, harden, soften)
