@@ -54,6 +54,27 @@ def test_lenet300_init_is_glorot_normal_with_zero_biases():
     assert not np.any(layer["bias"])
 
 
+def test_lenet5_layers_and_param_count():
+  params = _shapes(models.LeNet5(), MNIST)["params"]
+  # 28x28 -> conv 5x5 SAME, pool -> 14x14x6 -> conv 5x5 VALID -> 10x10x16,
+  # pool -> 5x5x16 = 400 features.
+  assert params == {
+    "conv1": {"kernel": (5, 5, 1, 6), "bias": (6,)},
+    "conv2": {"kernel": (5, 5, 6, 16), "bias": (16,)},
+    "fc1": {"kernel": (400, 120), "bias": (120,)},
+    "fc2": {"kernel": (120, 84), "bias": (84,)},
+    "fc3": {"kernel": (84, 10), "bias": (10,)},
+  }
+  weights = 150 + 2_400 + 48_000 + 10_080 + 840
+  biases = 6 + 16 + 120 + 84 + 10
+  assert _count(params) == weights + biases == 61_706
+
+
+def test_lenet5_names_an_image_too_small_for_its_second_convolution():
+  with pytest.raises(ValueError, match=r"LeNet5.*\(11, 11\).*12x12"):
+    _shapes(models.LeNet5(), (2, 11, 11, 1))
+
+
 def _conv_kernels(in_channels, widths, flat, num_classes=10):
   """Hand-written kernel shapes of a Conv-N network."""
   shapes, previous = {}, in_channels
@@ -180,7 +201,8 @@ def test_vgg_without_batch_norm_has_no_batch_stats():
 def test_every_model_takes_train_and_returns_logits(name, train):
   kwargs = {"stages": ((4,), (8,))} if name == "vgg" else {}
   model = models.get(name, num_classes=5, **kwargs)
-  x = jnp.ones((3, 8, 8, 1))
+  side = 28 if name == "lenet5" else 8  # LeNet-5 needs 12x12 at least
+  x = jnp.ones((3, side, side, 1))
   variables = jax.eval_shape(model.init, jax.random.key(0), x)
   has_stats = "batch_stats" in variables
   assert has_stats == (name in ("resnet20", "vgg"))
@@ -194,6 +216,7 @@ def test_every_model_takes_train_and_returns_logits(name, train):
 def test_registry():
   assert set(models.MODELS) == {
     "lenet300",
+    "lenet5",
     "conv2",
     "conv4",
     "conv6",

@@ -12,6 +12,7 @@ import pytest
 
 import jaxprune
 from jaxprune.core.tree import path_str
+from jaxprune.data import DEFAULT_DIRS
 from jaxprune.experiments import sparse, sparse_report
 from jaxprune.train import Trainer
 
@@ -162,7 +163,11 @@ def test_plot_adds_a_zoomed_row_only_when_a_point_lies_far_below(
 
 
 BASE = _module("base")
-CONV = [f"{m}_conv4_fashion_mnist" for m in BASE.METHODS]
+CONV = [
+  f"{m}_{model}_fashion_mnist"
+  for m in BASE.METHODS
+  for model in ("conv4", "lenet5")
+]
 METHODS = (
   [f"{m}_lenet300_fashion_mnist" for m in BASE.METHODS]
   + ["granet_lenet300_digits"]
@@ -198,7 +203,7 @@ def test_configs_build_their_pruner_with_every_preset(name):
 STRUCTURED = [
   f"{m}_{model}_fashion_mnist"
   for m in BASE.STRUCTURED
-  for model in ("lenet300", "conv4")
+  for model in ("lenet300", "conv4", "lenet5")
 ]
 
 
@@ -238,12 +243,14 @@ def test_structured_presets_build_on_the_model(name, arg, kind, sparsity):
   assert config.pruner.structure.axis == axis
   sparse._check(config)
   pruned = _pruned(_init(config))
-  # Conv-4's conv1 (one input channel) has no group of 4; the output
-  # layer keeps its channels (classes).
+  # conv1 (one input channel) has no group of 4, nor has LeNet-5's conv2
+  # (6); the output layer keeps its channels (classes).
   kernels = {"fc1/kernel", "fc2/kernel", "fc3/kernel"}
-  if "conv4" in name:
-    kernels |= {f"conv{i}/kernel" for i in range(1, 5)}
+  convs = {"conv4": 4, "lenet5": 2, "lenet300": 0}[name.split("_")[-3]]
+  kernels |= {f"conv{i}/kernel" for i in range(1, convs + 1)}
   dense = {"nm": {"conv1/kernel"}, "channel": {"fc3/kernel"}}[kind]
+  if kind == "nm" and "lenet5" in name:
+    dense = dense | {"conv2/kernel"}
   assert pruned == kernels - dense
 
 
@@ -310,6 +317,28 @@ def test_conv4_configs_smoke_run_a_few_steps(name, arg, tmp_path):
     assert layer["kept"] == size - round(config.sparsity * size), path
   if name.startswith("pdp"):
     assert run["hardening_step"] == 15
+
+
+@pytest.mark.skipif(
+  not pathlib.Path(DEFAULT_DIRS["fashion_mnist"]).is_dir(),
+  reason="Fashion-MNIST is absent (apt-get install dataset-fashion-mnist)",
+)
+def test_lenet5_channel_config_smoke_runs_on_fashion_mnist(tmp_path):
+  # LeNet-5 needs 28x28 images: 20 steps of PDP with whole channels on the
+  # real data, hardened at step 15 (the quick preset's 3/4).
+  config = _config("pdp_lenet5_fashion_mnist", "quick,channel=0.5")
+  (run,) = sparse.run(config, str(tmp_path))["runs"]
+  assert run["final_step"] == 20 and run["hardening_step"] == 15
+  # Half the output channels of every kernel but the output layer's:
+  # conv1 3 of 6 (75 of 150 weights), conv2 8 of 16, fc1 60 of 120, fc2
+  # 42 of 84.
+  kept = {path: layer["kept"] for path, layer in run["layers"].items()}
+  assert kept == {
+    "conv1/kernel": 75,
+    "conv2/kernel": 1_200,
+    "fc1/kernel": 24_000,
+    "fc2/kernel": 5_040,
+  }
 
 
 @pytest.mark.parametrize(

@@ -22,10 +22,10 @@ channels; the output layer stays dense).
 
 import ml_collections
 
-from configs.sparse.base import CONV4, CONV4_QUICK, preset, recipe
+from configs.sparse.base import CONV4, CONV_QUICK, preset, recipe
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """The config; see the module docstring for the presets."""
   config = recipe("pdp", dataset="fashion_mnist", **CONV4)
-  return preset(config, arg, **CONV4_QUICK)
+  return preset(config, arg, **CONV_QUICK)

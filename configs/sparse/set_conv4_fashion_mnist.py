@@ -19,10 +19,10 @@ Presets, comma-separated: `quick` (20 steps, one seed: a smoke run),
 
 import ml_collections
 
-from configs.sparse.base import CONV4, CONV4_QUICK, preset, recipe
+from configs.sparse.base import CONV4, CONV_QUICK, preset, recipe
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """The config; see the module docstring for the presets."""
   config = recipe("set", dataset="fashion_mnist", **CONV4)
-  return preset(config, arg, **CONV4_QUICK)
+  return preset(config, arg, **CONV_QUICK)

@@ -8,6 +8,7 @@ train=...)`` with NHWC inputs; only models with BatchNorm (``ResNet20`` and
 import flax.linen as nn
 
 from jaxprune.models.conv import Conv2, Conv4, Conv6
+from jaxprune.models.lenet5 import LeNet5
 from jaxprune.models.mlp import LeNet300
 from jaxprune.models.resnet import ResNet20
 from jaxprune.models.vgg import VGG, VGG11_STAGES
@@ -19,6 +20,7 @@ __all__ = [
   "Conv2",
   "Conv4",
   "Conv6",
+  "LeNet5",
   "LeNet300",
   "ResNet20",
   "get",
@@ -26,6 +28,7 @@ __all__ = [
 
 MODELS = {
   "lenet300": LeNet300,
+  "lenet5": LeNet5,
   "conv2": Conv2,
   "conv4": Conv4,
   "conv6": Conv6,

@@ -1,0 +1,27 @@
+r"""GraNet sparse-to-sparse, LeNet-5 on Fashion-MNIST.
+
+  python -m launch.train \
+    --config=configs/sparse/granet_sparse_lenet5_fashion_mnist.py \
+    --workdir=/tmp/sparse_granet_sparse_lenet5_fashion_mnist
+
+From a random ERK mask at 50% sparsity (drawn by `tx.init`), global
+magnitude pruning on the cubic schedule from step 300 to 1,500, every 100
+steps, with per-layer regeneration until the end; early stopping looks
+after step 1,500 (the last pruning update).
+LeNet-5 (`jaxprune.models.LeNet5`) with the LeNet-300-100 recipe (Adam
+1.2e-3, batch 60, evaluation every 250) for 3,000 steps, two seeds, target
+90%; one step per dispatch. About 50 s of training per seed on 2
+CPU cores (docs/results/sparse_training.md).
+Presets, comma-separated: `quick` (20 steps, one seed: a smoke run),
+`sparsity=S`.
+"""
+
+import ml_collections
+
+from configs.sparse.base import CONV_QUICK, LENET5, preset, recipe
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  """The config; see the module docstring for the presets."""
+  config = recipe("granet_sparse", dataset="fashion_mnist", **LENET5)
+  return preset(config, arg, **CONV_QUICK)

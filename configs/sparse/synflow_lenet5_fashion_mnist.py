@@ -1,0 +1,26 @@
+r"""SynFlow at initialization, LeNet-5 on Fashion-MNIST.
+
+  python -m launch.train \
+    --config=configs/sparse/synflow_lenet5_fashion_mnist.py \
+    --workdir=/tmp/sparse_synflow_lenet5_fashion_mnist
+
+Data-free masks from |dR/dw * w| (all-ones input), 100 rounds on the
+exponential schedule, ranked globally, then fixed.
+`--config.prune_at_init.shuffle=True` trains the layerwise-shuffle control.
+LeNet-5 (`jaxprune.models.LeNet5`) with the LeNet-300-100 recipe (Adam
+1.2e-3, batch 60, evaluation every 250) for 3,000 steps, two seeds, target
+90%; one step per dispatch. About 50 s of training per seed on 2
+CPU cores (docs/results/sparse_training.md).
+Presets, comma-separated: `quick` (20 steps, one seed: a smoke run),
+`sparsity=S`.
+"""
+
+import ml_collections
+
+from configs.sparse.base import CONV_QUICK, LENET5, preset, recipe
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  """The config; see the module docstring for the presets."""
+  config = recipe("synflow", dataset="fashion_mnist", **LENET5)
+  return preset(config, arg, **CONV_QUICK)
