@@ -9,7 +9,7 @@ methods are measured against. No sparsity to set.
 LeNet-5 (`jaxprune.models.LeNet5`) with the LeNet-300-100 recipe (Adam
 1.2e-3, batch 60, evaluation every 250) for 3,000 steps, two seeds;
 one step per dispatch. About 50 s of training per seed on 2 CPU
-cores (docs/results/sparse_training.md).
+cores (docs/results/lenet5_fashion_mnist.md).
 Preset: `quick` (20 steps, one seed: a smoke run).
 """
 

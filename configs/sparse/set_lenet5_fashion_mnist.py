@@ -10,7 +10,7 @@ at random positions.
 LeNet-5 (`jaxprune.models.LeNet5`) with the LeNet-300-100 recipe (Adam
 1.2e-3, batch 60, evaluation every 250) for 3,000 steps, two seeds, target
 90%; one step per dispatch. About 50 s of training per seed on 2
-CPU cores (docs/results/sparse_training.md).
+CPU cores (docs/results/lenet5_fashion_mnist.md).
 Presets, comma-separated: `quick` (20 steps, one seed: a smoke run),
 `sparsity=S`.
 """
