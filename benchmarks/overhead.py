@@ -12,6 +12,8 @@ loop so that machine noise hits both sides alike:
   steps that drop and regrow on every call on the MLP, each against the
   plain step; static sparse steps (a random ERK mask drawn by `tx.init`)
   likewise, for information, and the first call (compilation) of each step;
+- PDP's soft mask alone (plain JAX, fixed thresholds, no search) against
+  the plain step: the floor of any PDP step on the machine;
 - one global magnitude mask update (sort-free selection) on the MLP, and the
   same threshold found with a full `jnp.sort`, each against one plain step;
 - the number of compilations of the wrapped step over a run of 20 mask
@@ -26,7 +28,7 @@ plain time of the same repetition); times are medians.
 
   python benchmarks/overhead.py            # table with PASS/FAIL per target
   python benchmarks/overhead.py --json     # one JSON object on stdout
-  python benchmarks/overhead.py --quick    # fewer repetitions (< 60 s)
+  python benchmarks/overhead.py --quick    # fewer repetitions (1-2 min)
 """
 
 import argparse
@@ -45,7 +47,7 @@ import numpy as np
 import optax
 
 import jaxprune
-from jaxprune.core import selection
+from jaxprune.core import selection, tree
 from jaxprune.models import LeNet300
 
 SPARSITY = 0.9
@@ -197,6 +199,45 @@ def pruned_runner(
   return runner
 
 
+def soft_mask_floor(setup_out, warmup: int = 8) -> "Runner":
+  """A donated plain adam step whose forward multiplies every leaf PDP
+  prunes by PDP's soft mask, sigmoid((w^2 - t^2) / tau), at a fixed t (the
+  leaf's 90th percentile of |w|), in plain JAX with no jaxprune code and
+  no threshold search: what the soft mask's arithmetic alone costs, the
+  floor of any PDP step on this machine."""
+  params, batch, loss_fn = setup_out
+  pruner = pdp_soft()
+  masks, _ = pruner.init(params, jax.random.key(0))
+  t2 = tree.map_masked(
+    lambda m, w: float(np.quantile(np.abs(np.asarray(w)), SPARSITY)) ** 2,
+    masks,
+    params,
+  )
+
+  def soft(p):
+    return tree.map_masked(
+      lambda m, w, t2: w * jax.nn.sigmoid((w * w - t2) / pruner.tau),
+      masks,
+      p,
+      t2,
+      absent=lambda w, t2: w,
+    )
+
+  tx = optax.adam(1e-3)
+
+  def step(params, opt_state, x, y):
+    loss, grads = jax.value_and_grad(lambda p: loss_fn(soft(p), x, y))(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, loss
+
+  runner = Runner(
+    jax.jit(step, donate_argnums=(0, 1)), copy(params), tx.init(params), batch
+  )
+  for _ in range(warmup):
+    jax.block_until_ready(runner())
+  return runner
+
+
 def step_runners(setup, warmup: int = 8):
   """Plain and wrapped runners on identical params and data, with and
   without donation, compiled and warmed up past the last mask update."""
@@ -229,6 +270,7 @@ def step_runners(setup, warmup: int = 8):
   runners["granet"] = pruned_runner(setup_out, granet_quiet(), warmup)
   runners["pdp"] = pruned_runner(setup_out, pdp_soft(), warmup, through=True)
   runners["static"] = pruned_runner(setup_out, static_erk(), warmup)
+  runners["soft_floor"] = soft_mask_floor(setup_out, warmup)
   return runners, setup_out
 
 
@@ -243,6 +285,7 @@ def step_figures(out: dict, t: dict, model: str) -> None:
   out[f"step_ratio_granet_{model}"] = ratio(t["granet"], t["granet/base"])
   out[f"step_ratio_pdp_{model}"] = ratio(t["pdp"], t["pdp/base"])
   out[f"step_ratio_static_{model}"] = ratio(t["static"], t["static/base"])
+  out[f"soft_mask_floor_{model}"] = ratio(t["soft_floor"], t["soft_floor/base"])
   out[f"control_ratio_{model}"] = ratio(t["control"], t["control/base"])
 
 
@@ -572,6 +615,14 @@ def table(r: dict) -> str:
         check(r[key] <= TARGETS[key]),
       )
     )
+  rows.append(
+    (
+      "PDP's soft mask alone, no search: LeNet / MLP (floor, info)",
+      f"{r['soft_mask_floor_lenet']:.3f} / {r['soft_mask_floor_mlp']:.3f}",
+      "",
+      "",
+    )
+  )
   widths = [max(len(row[i]) for row in rows) for i in range(4)]
   lines = []
   for i, row in enumerate(rows):
@@ -595,7 +646,9 @@ def main(argv=None) -> None:
     "--json", action="store_true", help="print one JSON object"
   )
   parser.add_argument(
-    "--quick", action="store_true", help="fewer repetitions (CI smoke test)"
+    "--quick",
+    action="store_true",
+    help="fewer repetitions (a smoke run, 1-2 minutes)",
   )
   parser.add_argument(
     "--reps",
