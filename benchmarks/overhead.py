@@ -224,14 +224,9 @@ def soft_mask_floor(setup_out, warmup: int = 8) -> "Runner":
     )
 
   tx = optax.adam(1e-3)
-
-  def step(params, opt_state, x, y):
-    loss, grads = jax.value_and_grad(lambda p: loss_fn(soft(p), x, y))(params)
-    updates, opt_state = tx.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, loss
-
+  soft_loss = lambda p, x, y: loss_fn(soft(p), x, y)
   runner = Runner(
-    jax.jit(step, donate_argnums=(0, 1)), copy(params), tx.init(params), batch
+    make_step(soft_loss, tx, False), copy(params), tx.init(params), batch
   )
   for _ in range(warmup):
     jax.block_until_ready(runner())
