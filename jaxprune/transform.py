@@ -7,7 +7,8 @@ One update of `wrap(inner, pruner)`:
    gradient;
 2. the gradient is masked with the entries active both before and after,
    and so is every leaf of the inner state shaped like the params (found
-   with `optax.tree_map_params`, whatever the optimizer): entries that
+   by the params' layout in the state, whatever the optimizer, including
+   `optax.masked` and `optax.multi_transform`): entries that
    become active start from zero weight and zero state, and entries that are
    pruned drop their state. A pruner that `only_prunes` returns masks
    within the old ones, which are then the active entries themselves;
@@ -45,8 +46,6 @@ class PruneState:
     aux: the pruner's own state.
     key: raw uint32 PRNG key data the pruner's randomness derives from.
     pruner: the pruner itself (static: not a pytree child).
-    inner: the wrapped optimizer (static), to find its param-shaped
-      state leaves again.
   """
 
   inner_state: Any
@@ -55,7 +54,6 @@ class PruneState:
   aux: Any
   key: jax.Array
   pruner: Any = flax.struct.field(pytree_node=False)
-  inner: Any = flax.struct.field(pytree_node=False, default=None)
 
 
 def _key_data(key: jax.Array | None) -> jax.Array:
@@ -73,18 +71,42 @@ def _zero(mask, x):
   return jnp.where(mask, x, jnp.zeros((), x.dtype))
 
 
-def _mask_state(inner, state, masks):
-  # Bool True stands in for "no mask" so the masks match the params tree.
-  full = jax.tree.map(
-    lambda m: True if m is None else m, masks, is_leaf=lambda x: x is None
-  )
+def _param_trees(params_def, node) -> list | None:
+  """`node`'s subtrees at the params' leaves if `node` is laid out like the
+  params (as a moment or a masked optimizer's copy of them, where
+  `optax.MaskedNode` stands in for the leaves left out), else None."""
+  if params_def.num_leaves == 1 and params_def.num_nodes == 1:
+    return [node] if hasattr(node, "shape") else None
+  try:
+    return params_def.flatten_up_to(node)
+  except (ValueError, TypeError):
+    return None
 
-  def mask(s, m):
-    if m is True or getattr(s, "shape", None) != m.shape:
-      return s
-    return _zero(m, s)
 
-  return optax.tree_map_params(inner, mask, state, full)
+def _mask_state(state, masks):
+  """Zeroes `state` where `masks` prune, in every subtree laid out like the
+  params whose leaf has the mask's shape.
+
+  `optax.tree_map_params` finds such subtrees from a placeholder `init`, which
+  `optax.masked`, `optax.multi_transform` (and the optimizers built on them,
+  such as `optax.contrib.muon`) cannot run; matching the layout finds them in
+  any state, including the partial copies those keep."""
+  mask_leaves, params_def = jax.tree.flatten(masks, is_leaf=lambda x: x is None)
+
+  def is_params(node):
+    return _param_trees(params_def, node) is not None
+
+  def mask(node):
+    leaves = _param_trees(params_def, node)
+    if leaves is None:  # a leaf of the state outside any params layout
+      return node
+    out = [
+      s if m is None or getattr(s, "shape", None) != m.shape else _zero(m, s)
+      for s, m in zip(leaves, mask_leaves, strict=True)
+    ]
+    return jax.tree.unflatten(params_def, out)
+
+  return jax.tree.map(mask, state, is_leaf=is_params)
 
 
 def wrap(
@@ -121,7 +143,7 @@ def wrap(
     key_data = _key_data(key)
     masks, aux = pruner.init(params, jax.random.wrap_key_data(key_data))
     check_masks(params, masks)
-    inner_state = _mask_state(inner, inner.init(params), masks)
+    inner_state = _mask_state(inner.init(params), masks)
     return PruneState(
       inner_state=inner_state,
       masks=masks,
@@ -129,7 +151,6 @@ def wrap(
       aux=aux,
       key=key_data,
       pruner=pruner,
-      inner=inner,
     )
 
   def update_fn(grads, state, params=None, **extra_args):
@@ -165,7 +186,7 @@ def wrap(
       masks, active, aux = jax.lax.cond(update, change, keep, None)
     # Masking the state on the way in fuses into the optimizer's own
     # elementwise work; masking its output would make XLA keep both copies.
-    inner_state = _mask_state(inner, state.inner_state, active)
+    inner_state = _mask_state(state.inner_state, active)
     grads = map_masked(_zero, active, grads, absent=lambda g: g)
     inner_params = map_masked(_zero, masks, params, absent=lambda p: p)
     updates, inner_state = inner.update(
@@ -227,10 +248,7 @@ def set_masks(state: Any, masks: Masks) -> Any:
       f"dtype and None placement as the current ones; current "
       f"{describe(old)}, given {describe(new_leaves)}"
     )
-  inner = s.inner
-  new = s.replace(
-    masks=masks, inner_state=_mask_state(inner, s.inner_state, masks)
-  )
+  new = s.replace(masks=masks, inner_state=_mask_state(s.inner_state, masks))
   return jax.tree.map(
     lambda x: new if x is s else x,
     state,

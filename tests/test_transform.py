@@ -53,6 +53,15 @@ def make_step(tx, apply_fn):
   return step
 
 
+KERNELS = {
+  "fc1": {"kernel": True, "bias": False},
+  "fc2": {"kernel": True, "bias": False},
+}
+LABELS = {
+  "fc1": {"kernel": "k", "bias": "b"},
+  "fc2": {"kernel": "k", "bias": "b"},
+}
+
 OPTIMIZERS = {
   "sgd_momentum": (optax.sgd(0.05, momentum=0.9), 1),
   "sgd_nesterov": (optax.sgd(0.05, momentum=0.9, nesterov=True), 1),
@@ -64,6 +73,33 @@ OPTIMIZERS = {
     2,
   ),
   "inject_adam": (optax.inject_hyperparams(optax.adam)(learning_rate=1e-2), 2),
+  # Combinators whose states hold partial copies of the params (MaskedNode
+  # where a leaf is left out), and optimizers built on them.
+  "masked_adam": (optax.masked(optax.adam(1e-2), KERNELS), 2),
+  "multi_transform": (
+    optax.multi_transform(
+      {"k": optax.adam(1e-2), "b": optax.sgd(0.05, momentum=0.9)}, LABELS
+    ),
+    2,
+  ),
+  "chain_of_combinators": (
+    optax.chain(
+      optax.masked(optax.add_decayed_weights(0.1), KERNELS),
+      optax.multi_transform(
+        {"k": optax.lion(1e-3), "b": optax.sgd(0.05, momentum=0.9)}, LABELS
+      ),
+    ),
+    1,
+  ),
+  "multi_steps_adam": (optax.MultiSteps(optax.adam(1e-2), 2), 3),
+  "inject_masked": (
+    optax.inject_hyperparams(
+      lambda learning_rate: optax.masked(optax.adam(learning_rate), KERNELS)
+    )(learning_rate=1e-2),
+    2,
+  ),
+  "muon": (optax.contrib.muon(1e-2), 1),
+  "schedule_free_adamw": (optax.contrib.schedule_free_adamw(1e-2), 2),
 }
 
 
@@ -93,6 +129,8 @@ def test_pruned_entries_stay_zero_for_every_optimizer(name):
       m = np.asarray(masks[path.split("/")[0]]["kernel"])
       p = np.asarray(params[path.split("/")[0]]["kernel"])
       assert (p[~m] == 0).all(), f"{name}: params of {path} revived"
+      for leaf in state_leaves_for(state.inner_state, path):
+        assert (np.asarray(leaf)[~m] == 0).all(), f"{name}: state of {path}"
   for path in ("fc1/kernel", "fc2/kernel"):
     layer = path.split("/")[0]
     m = np.asarray(masks[layer]["kernel"])
@@ -157,7 +195,10 @@ class FlipPruner:
     return params
 
 
-@pytest.mark.parametrize("name", ["adam", "sgd_momentum"])
+@pytest.mark.parametrize(
+  "name",
+  ["adam", "sgd_momentum", "multi_transform", "multi_steps_adam", "muon"],
+)
 def test_regrown_entries_start_from_zero_weight_and_state(name):
   inner, _ = OPTIMIZERS[name]
   tx = jaxprune.wrap(inner, FlipPruner(at=5))
@@ -178,9 +219,43 @@ def test_regrown_entries_start_from_zero_weight_and_state(name):
   assert (w == 0).all(), "regrown weights start at 0, dropped ones are 0"
   for s in state_leaves_for(state.inner_state, "fc1/kernel"):
     assert (np.asarray(s) == 0).all()
-  params, state = step(params, state)  # then the regrown entries train
+  for _ in range(2):  # then the regrown entries train (MultiSteps: 2 calls)
+    params, state = step(params, state)
   w = np.asarray(params["fc1"]["kernel"])
   assert (w[new] != 0).any() and (w[~new] == 0).all()
+
+
+def test_a_frozen_leaf_that_is_pruned_stays_pruned():
+  # fc2 is frozen (set_to_zero under multi_transform) and pruned gradually:
+  # its kept entries never move, its pruned ones are zero after every step.
+  labels = {"fc1": {"kernel": "k", "bias": "b"}, "fc2": "frozen"}
+  inner = optax.multi_transform(
+    {
+      "k": optax.adam(1e-2),
+      "b": optax.sgd(0.05),
+      "frozen": optax.set_to_zero(),
+    },
+    labels,
+  )
+  pruner = jaxprune.algorithms.gradual_magnitude(
+    0.75, begin=0, end=9, frequency=3
+  )
+  tx = jaxprune.wrap(inner, pruner)
+  params = mlp_params(jax.random.key(3))
+  frozen = np.asarray(params["fc2"]["kernel"])
+  state = tx.init(params)
+  step = make_step(tx, apply)
+  for _ in range(12):
+    params, state = step(params, state)
+    m = np.asarray(jaxprune.masks_of(state)["fc2"]["kernel"])
+    np.testing.assert_array_equal(
+      np.asarray(params["fc2"]["kernel"]), np.where(m, frozen, 0.0)
+    )
+  assert int(m.sum()) == m.size // 4
+  # fc1 trained on its survivors
+  assert np.count_nonzero(np.asarray(params["fc1"]["kernel"])) == int(
+    np.asarray(jaxprune.masks_of(state)["fc1"]["kernel"]).sum()
+  )
 
 
 def test_a_pruned_entry_never_returns_on_a_monotone_schedule():
