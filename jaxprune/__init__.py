@@ -13,6 +13,7 @@ from jaxprune.pruner import ScorePruner as ScorePruner
 from jaxprune.transform import PruneState as PruneState
 from jaxprune.transform import check as check
 from jaxprune.transform import forward as forward
+from jaxprune.transform import inner_state as inner_state
 from jaxprune.transform import masks_of as masks_of
 from jaxprune.transform import set_masks as set_masks
 from jaxprune.transform import state_of as state_of

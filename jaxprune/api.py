@@ -1,6 +1,7 @@
 """One-shot pruning and pruners from configs."""
 
 import dataclasses
+import functools
 import inspect
 from collections.abc import Mapping
 from typing import Any
@@ -10,11 +11,20 @@ import jax.numpy as jnp
 
 from jaxprune.algorithms import ALGORITHMS
 from jaxprune.core import scores as scores_lib
+from jaxprune.core.keys import check_key
 from jaxprune.core.policy import Policy
 from jaxprune.core.schedules import one_shot
 from jaxprune.core.tree import apply_masks
 from jaxprune.core.types import Masks, Params
-from jaxprune.pruner import NM, Channel, ScorePruner, all_kept
+from jaxprune.pruner import (
+  NM,
+  Channel,
+  ScorePruner,
+  all_kept,
+  keep_if_finite,
+  masked_paths,
+  raise_nonfinite,
+)
 
 
 def prune(
@@ -33,7 +43,9 @@ def prune(
 
   Args:
     params: any pytree of arrays.
-    sparsity: fraction of the prunable entries removed, in [0, 1].
+    sparsity: fraction of the prunable entries removed, in [0, 1]; a traced
+      value is fine (under `jit`, or a sweep: `prune` compiles once per
+      tree structure, shapes and options, not per sparsity).
     score: 'magnitude', 'random' (needs `key`), 'saliency' (needs `grads`),
       or a score function `(params, grads, key) -> scores`.
     distribution: 'uniform', 'erk', 'er', 'global' or a path-pattern map.
@@ -42,14 +54,16 @@ def prune(
     structure: None, `jaxprune.NM(m)` or `jaxprune.Channel()`.
     policy: which leaves are pruned (`jaxprune.Policy`).
     grads: gradients for gradient-based scores.
-    key: a `jax.random` key for random scores.
+    key: a `jax.random.key(...)` for random scores.
 
   Returns:
     `(params * masks, masks)`.
 
   Raises:
     ValueError: for a sparsity outside [0, 1], an unknown score or
-      distribution, a missing key or gradient, or non-finite scores.
+      distribution, a missing or malformed key, a missing gradient, or
+      non-finite scores (under an outer `jit` nothing can raise: leaves
+      with non-finite scores then stay dense).
 
   >>> import jax.numpy as jnp, jaxprune
   >>> params = {'w': jnp.array([[0.1, -3.0], [2.0, 0.5]]), 'b': jnp.ones(2)}
@@ -65,11 +79,15 @@ def prune(
         f"{list(scores_lib.SCORES)} or a function"
       )
     score = scores_lib.SCORES[score]
+  if key is not None:
+    check_key(key, "jaxprune.prune")
   if score is scores_lib.random and key is None:
     raise ValueError("score='random' needs key=jax.random.key(...)")
+  if not isinstance(sparsity, jax.core.Tracer):
+    sparsity = one_shot(sparsity).sparsity(0)  # checks it is in [0, 1]
   pruner = ScorePruner(
     score=score,
-    schedule=one_shot(sparsity),
+    schedule=_ANY_SPARSITY,
     distribution=distribution,
     min_fraction=min_fraction,
     structure=structure,
@@ -77,9 +95,28 @@ def prune(
     name="prune",
   )
   key = jax.random.key(0) if key is None else key
-  dense = all_kept(params, policy)
-  masks, _ = pruner.update(params, grads, dense, (), jnp.int32(0), key)
-  return apply_masks(params, masks), masks
+  pruned, masks, code = _prune(
+    pruner, params, grads, key, jnp.asarray(sparsity, jnp.float32)
+  )
+  if not isinstance(code, jax.core.Tracer):
+    raise_nonfinite(masked_paths(masks), code)
+  return pruned, masks
+
+
+_ANY_SPARSITY = one_shot(0.0)
+"""A schedule `prune`'s pruners carry but never read (the sparsity is an
+argument of `_prune`): one object, so that equal pruners hash alike and
+`_prune` compiles once per pruner and tree."""
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _prune(pruner, params, grads, key, sparsity):
+  """Masks at a traced `sparsity`, the masked params and `check_finite`'s
+  code: compiled once per pruner, tree structure and shapes."""
+  dense = all_kept(params, pruner.policy)
+  masks, code = pruner.masks_at(params, grads, dense, sparsity, key)
+  masks = keep_if_finite(code, masks, dense)
+  return apply_masks(params, masks), masks, code
 
 
 def create(config: Mapping | Any) -> ScorePruner:

@@ -17,6 +17,9 @@ A pruner is a frozen value with pure functions. `jaxprune.wrap` needs only:
   gradient with respect to the effective parameters;
 - `forward(params, masks, aux) -> params`: the effective parameters the
   forward pass uses (identity for hard masks: params are already masked);
+- optionally `needs_key`, True when masks are drawn at random: `wrap`
+  then refuses to run without a key (it would otherwise draw from an
+  all-zero one);
 - optionally `only_prunes`, True when `update` never returns an entry that
   the masks it is given prune. `wrap` then masks each step with the new
   masks alone: reading the old masks after the update would make XLA copy
@@ -38,6 +41,7 @@ from jaxprune.core import allocation, selection
 from jaxprune.core.policy import Policy
 from jaxprune.core.schedules import Schedule
 from jaxprune.core.scores import needs_grads
+from jaxprune.core.scores import random as random_score
 from jaxprune.core.tree import map_masked, path_str
 from jaxprune.core.types import Masks, Params, ScoreFn
 
@@ -190,6 +194,12 @@ class ScorePruner:
     return self.schedule.once_at == 0 and not needs_grads(self.score)
 
   @property
+  def needs_key(self) -> bool:
+    """Whether the score draws random numbers: `jaxprune.wrap` then
+    requires a key."""
+    return self.score is random_score
+
+  @property
   def only_prunes(self) -> bool:
     """Whether updates only remove entries: on a schedule whose target never
     decreases, every update ranks the pruned entries below all the kept
@@ -289,7 +299,7 @@ class ScorePruner:
         n = selection.kept_count(self.structure.m, s)
         out.append(_nm(path, a, n, self.structure))
       elif isinstance(self.structure, Channel):
-        out.append(selection.channel_mask(a, s, self.structure.axis))
+        out.append(_channel(path, a, s, self.structure))
       else:
         out.append(selection.topk_mask(a, selection.kept_count(a.size, s)))
     return out
@@ -327,6 +337,16 @@ def masked_paths(masks: Masks) -> list[str]:
   `check_finite`'s codes for one score per pruned leaf)."""
   flat = jax.tree.leaves_with_path(masks, is_leaf=lambda x: x is None)
   return [path_str(p) for p, m in flat if m is not None]
+
+
+def _channel(path, scores, sparsity, structure):
+  if not -scores.ndim <= structure.axis < scores.ndim:
+    raise ValueError(
+      f"leaf '{path}': Channel(axis={structure.axis}) is out of range for its "
+      f"shape {tuple(scores.shape)}; expected an axis in "
+      f"[{-scores.ndim}, {scores.ndim - 1}] (or exclude the leaf with Policy)"
+    )
+  return selection.channel_mask(scores, sparsity, structure.axis)
 
 
 def _nm(path, scores, n, structure):

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxprune.core.keys import check_key
 from jaxprune.core.tree import check_masks, map_masked, path_str
 from jaxprune.core.types import Masks, Params
 
@@ -120,8 +121,9 @@ def wrap(
     inner: any optax optimizer.
     pruner: a pruner (see `jaxprune.pruner`), e.g. from
       `jaxprune.algorithms` or `jaxprune.create`.
-    key: a `jax.random` key for pruners that use randomness; mask updates
-      use `fold_in(key, step)`.
+    key: a `jax.random.key(...)`, required by pruners that draw random
+      masks (`pruner.needs_key`: random masks, RigL's and SET's random
+      start, SET's random growth); mask updates use `fold_in(key, step)`.
 
   Returns:
     A transformation whose `update(grads, state, params)` needs params; the
@@ -139,7 +141,15 @@ def wrap(
          [4.9, 5.9, 6.9, 7.9]], dtype=float32)
   """
 
+  if key is not None:
+    check_key(key, "jaxprune.wrap")
+
   def init_fn(params):
+    if key is None and getattr(pruner, "needs_key", False):
+      raise ValueError(
+        f"pruner '{getattr(pruner, 'name', type(pruner).__name__)}' draws "
+        "random masks: pass key=jax.random.key(...) to jaxprune.wrap"
+      )
     key_data = _key_data(key)
     masks, aux = pruner.init(params, jax.random.wrap_key_data(key_data))
     check_masks(params, masks)
@@ -289,3 +299,17 @@ def check(state: Any) -> None:
 def masks_of(state: Any) -> Masks:
   """The current masks held in a wrapped optimizer's state."""
   return state_of(state).masks
+
+
+def inner_state(state: Any) -> Any:
+  """The state of the optimizer `jaxprune.wrap` wraps, e.g. to read its
+  moments or its injected hyperparameters.
+
+  >>> import jax.numpy as jnp, optax, jaxprune
+  >>> tx = jaxprune.wrap(optax.sgd(0.1, momentum=0.9),
+  ...                    jaxprune.algorithms.magnitude(0.5))
+  >>> jaxprune.inner_state(tx.init({'w': jnp.ones((2, 2))}))[0].trace['w']
+  Array([[0., 0.],
+         [0., 0.]], dtype=float32)
+  """
+  return state_of(state).inner_state

@@ -24,6 +24,7 @@ PUBLIC = [
   "Channel",
   "ScorePruner",
   "PruneState",
+  "inner_state",
   "algorithms",
 ]
 
@@ -296,3 +297,138 @@ def test_summary_table():
   text = str(s)
   assert "conv/kernel" in text and "50.00%" in text
   assert s.as_dict()["leaves"]["fc/kernel"]["kept"] == 360
+
+
+def numpy_masks(p, sparsity):
+  """Layerwise magnitude masks by numpy: lower index first among ties."""
+  out = {}
+  for layer in ("conv", "fc"):
+    w = np.abs(np.asarray(p[layer]["kernel"])).ravel()
+    k = w.size - int(np.round(np.float32(sparsity) * np.float32(w.size)))
+    keep = np.zeros(w.size, bool)
+    keep[np.lexsort((np.arange(w.size), -w))[:k]] = True
+    out[layer] = keep.reshape(p[layer]["kernel"].shape)
+  return out
+
+
+def test_prune_compiles_once_for_a_sweep_and_under_jit():
+  from jaxprune import api
+
+  p = params()
+  jaxprune.prune(p, 0.1)
+  before = api._prune._cache_size()
+  for s in (0.0, 0.25, 0.5, 0.9, 1.0):
+    _, masks = jaxprune.prune(p, s)
+    for layer, expect in numpy_masks(p, s).items():
+      np.testing.assert_array_equal(np.asarray(masks[layer]["kernel"]), expect)
+  assert api._prune._cache_size() == before  # no compilation per sparsity
+  # A traced sparsity under the caller's jit.
+  sweep = jax.jit(jax.vmap(lambda s: jaxprune.prune(p, s)[1]["fc"]["kernel"]))
+  got = np.asarray(sweep(jnp.array([0.3, 0.6])))
+  for i, s in enumerate((0.3, 0.6)):
+    np.testing.assert_array_equal(got[i], numpy_masks(p, s)["fc"])
+
+
+def test_bad_keys_and_missing_keys_say_what_is_expected():
+  p = params()
+  with pytest.raises(
+    ValueError, match=r"key=42 is not a PRNG key.*jax\.random\.key"
+  ):
+    jaxprune.prune(p, 0.5, score="random", key=42)
+  with pytest.raises(ValueError, match=r"jaxprune.wrap: key=42 is not a PRNG"):
+    jaxprune.wrap(optax.sgd(0.1), jaxprune.algorithms.rigl(0.5, end=10), key=42)
+  with pytest.raises(ValueError, match=r"key=an array of float32\[2\]"):
+    jaxprune.prune(p, 0.5, key=jnp.zeros(2))
+  # Pruners that draw random masks need a key; legacy raw keys are fine.
+  for pruner in (
+    jaxprune.algorithms.rigl(0.5, end=10),
+    jaxprune.algorithms.set_(0.5, end=10),
+    jaxprune.algorithms.random(0.5),
+  ):
+    with pytest.raises(ValueError, match=f"'{pruner.name}' draws random masks"):
+      jaxprune.wrap(optax.sgd(0.1), pruner).init(p)
+    jaxprune.wrap(optax.sgd(0.1), pruner, key=jax.random.PRNGKey(0)).init(p)
+  # GraNet from a dense start with gradient growth draws nothing.
+  granet = jaxprune.algorithms.granet(
+    0.5, begin=0, end=10, frequency=5, total_steps=20
+  )
+  assert not granet.needs_key
+  jaxprune.wrap(optax.sgd(0.1), granet).init(p)
+
+
+def test_integer_leaves_are_refused_by_name():
+  p = params()
+  p["fc"]["kernel"] = jnp.full((72, 10), 2**24 + 1, jnp.int32)
+  with pytest.raises(
+    ValueError,
+    match=r"leaf 'fc/kernel' has dtype int32.*"
+    r"Policy\(exclude=\['fc/kernel'\]\)",
+  ):
+    jaxprune.prune(p, 0.5)
+  with pytest.raises(ValueError, match="leaf 'fc/kernel' has dtype int32"):
+    jaxprune.wrap(optax.sgd(0.1), jaxprune.algorithms.magnitude(0.5)).init(p)
+  # Excluded, it passes through untouched.
+  pruned, masks = jaxprune.prune(
+    p, 0.5, policy=jaxprune.Policy(exclude=["fc/kernel"])
+  )
+  assert masks["fc"]["kernel"] is None
+  np.testing.assert_array_equal(pruned["fc"]["kernel"], p["fc"]["kernel"])
+
+
+def test_apply_masks_and_summary_name_mismatched_leaves():
+  p = params()
+  _, masks = jaxprune.prune(p, 0.5)
+  row = dict(masks, fc=dict(masks["fc"], kernel=jnp.ones(10, bool)))
+  with pytest.raises(
+    ValueError,
+    match=r"mask for 'fc/kernel' has shape \(10,\), expected .* \(72, 10\)",
+  ):
+    jaxprune.apply_masks(p, row)
+  with pytest.raises(
+    ValueError, match=r"missing from masks: \['fc/bias', 'fc/kernel'\]"
+  ):
+    jaxprune.apply_masks(p, {"conv": masks["conv"]})
+  with pytest.raises(
+    ValueError, match=r"missing from masks: \['conv/kernel'\]"
+  ):
+    jaxprune.summary(p, {"fc": masks["fc"]})
+
+
+def test_channel_axis_out_of_range_names_the_leaf():
+  p = params()
+  with pytest.raises(
+    ValueError, match=r"leaf 'fc/kernel': Channel\(axis=3\).*\(72, 10\)"
+  ):
+    jaxprune.prune(
+      p,
+      0.5,
+      structure=jaxprune.Channel(axis=3),
+      policy=jaxprune.Policy(exclude=["conv"]),
+    )
+
+
+def test_inner_state_accessor():
+  p = params()
+  tx = jaxprune.wrap(optax.adam(1e-2), jaxprune.algorithms.magnitude(0.5))
+  state = tx.init(p)
+  inner = jaxprune.inner_state(optax.chain(optax.identity(), tx).init(p)[1])
+  assert inner is not None
+  adam = jaxprune.inner_state(state)[0]
+  assert int(adam.count) == 0
+  assert jax.tree.structure(adam.mu) == jax.tree.structure(p)
+
+
+def test_summary_columns_align_whatever_the_names():
+  for p in (
+    {"w": jnp.ones((2, 2))},
+    {"a" * 40: {"kernel": jnp.ones((300, 400))}, "b": jnp.ones((3, 3))},
+  ):
+    _, masks = jaxprune.prune(p, 0.5, policy=jaxprune.Policy(include=["."]))
+    lines = str(jaxprune.summary(p, masks)).splitlines()
+    assert len({len(line) for line in lines}) == 1, lines
+    # every number column ends where its header ends
+    header = lines[0]
+    for title in ("size", "kept", "sparsity"):
+      end = header.index(title) + len(title)
+      for line in lines[1:]:
+        assert line[end - 1] != " " and (end == len(line) or line[end] == " ")

@@ -147,3 +147,28 @@ def test_channel_mask_prunes_whole_lowest_norm_channels():
 def test_negative_scores_order():
   x = jnp.array([-1.0, -3.0, 2.0, -0.5, 0.0])
   assert selection.topk_mask(x, 3).tolist() == [False, False, True, True, True]
+
+
+def test_signed_zeros_are_equal_scores():
+  # -0.0 == 0.0: ties keep the lower index (the documented rule), in top-k,
+  # global, N:M and in the boundary values.
+  x = jnp.array([-0.0, 0.0, -0.0, 0.0, -0.0, 0.0])
+  np.testing.assert_array_equal(
+    np.asarray(selection.topk_mask(x, 3)), [1, 1, 1, 0, 0, 0]
+  )
+  a, b = selection.global_topk_masks([x[:3], x[3:]], 4)
+  np.testing.assert_array_equal(np.asarray(a), [1, 1, 1])
+  np.testing.assert_array_equal(np.asarray(b), [1, 0, 0])
+  np.testing.assert_array_equal(
+    np.asarray(selection.nm_mask(x.reshape(3, 2), 1, 2)),
+    [[1, 0], [1, 0], [1, 0]],
+  )
+  assert [float(v) for v in selection.boundary(x, 3)] == [0.0, 0.0]
+  # mixed with signed values, against numpy's reference (which compares
+  # -0.0 == 0.0 too)
+  rng = np.random.default_rng(3)
+  v = rng.choice(np.array([-1.0, -0.0, 0.0, 2.0], np.float32), size=1000)
+  for k in (0, 1, 250, 500, 999, 1000):
+    np.testing.assert_array_equal(
+      np.asarray(selection.topk_mask(jnp.asarray(v), k)), ref_topk(v, k)
+    )

@@ -130,6 +130,12 @@ class DropGrowPruner:
       )
     self._regrows(0)  # validates begin, end and frequency
 
+  @property
+  def needs_key(self) -> bool:
+    """Whether masks are drawn at random (a sparse start, random growth):
+    `jaxprune.wrap` then requires a key."""
+    return self.initial_sparsity > 0 or self.growth == "random"
+
   def _regrows(self, step):
     window = schedules.constant(0.0, self.begin, self.end, self.frequency)
     return window.is_update(step)

@@ -6,6 +6,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 from jaxprune.core.tree import leaf_name, path_str
 from jaxprune.core.types import Params
@@ -100,12 +102,24 @@ class Policy:
       fixed = [s for p, s in self.fixed if re.search(p, path)]
       if not (forced or self.prunable(path, leaf)):
         continue
+      _check_float(path, leaf)
       scale = [s for p, s in self.scale if re.search(p, path)]
       rules[path] = LeafRule(
         fixed=fixed[-1] if fixed else None,
         scale=scale[-1] if scale else 1.0,
       )
     return rules
+
+
+def _check_float(path: str, leaf: Any) -> None:
+  dtype = leaf.dtype if hasattr(leaf, "dtype") else np.result_type(leaf)
+  if not jnp.issubdtype(dtype, jnp.floating):
+    raise ValueError(
+      f"leaf '{path}' has dtype {dtype}: only floating-point leaves can be "
+      "pruned (scores are ranked as float32, inexact for integers above "
+      f"2**24); cast it to a float dtype or leave it out with "
+      f"Policy(exclude=['{path}'])"
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -43,16 +43,19 @@ def kept_count(n: int, sparsity: jax.Array | float) -> jax.Array:
 
 
 def to_keys(scores: jax.Array) -> jax.Array:
-  """Order-preserving map from float scores to uint32 keys.
+  """Order-preserving map from float scores to uint32 keys; -0.0 and 0.0
+  are the same key (equal scores, so ties that keep the lower index).
+
+  A negative score's key is the two's complement of its bits, 2**32 - bits:
+  2**31 for -0.0 as for 0.0, smaller as the magnitude grows.
 
   >>> import jax.numpy as jnp
-  >>> k = to_keys(jnp.array([-2.0, -0.0, 0.0, 1.5]))
-  >>> bool(jnp.all(k[1:] >= k[:-1]))
-  True
+  >>> to_keys(jnp.array([-2.0, -0.0, 0.0, 1.5])).tolist()
+  [1073741824, 2147483648, 2147483648, 3217031168]
   """
   bits = jax.lax.bitcast_convert_type(scores.astype(jnp.float32), jnp.uint32)
   negative = (bits >> 31) == 1
-  return jnp.where(negative, ~bits, bits | np.uint32(0x80000000))
+  return jnp.where(negative, -bits, bits | np.uint32(0x80000000))
 
 
 class _Keys(NamedTuple):
@@ -505,7 +508,7 @@ def boundary(
 def _from_keys(keys: jax.Array) -> jax.Array:
   """Inverse of `to_keys`."""
   positive = (keys >> 31) == 1
-  bits = jnp.where(positive, keys & np.uint32(0x7FFFFFFF), ~keys)
+  bits = jnp.where(positive, keys & np.uint32(0x7FFFFFFF), -keys)
   return jax.lax.bitcast_convert_type(bits, jnp.float32)
 
 

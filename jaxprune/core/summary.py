@@ -5,7 +5,7 @@ import dataclasses
 import jax
 import numpy as np
 
-from jaxprune.core.tree import path_str
+from jaxprune.core.tree import check_masks, path_str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,20 +72,29 @@ class Summary:
     }
 
   def __str__(self) -> str:
-    width = max([len(r.path) for r in self.rows] + [6])
-    lines = [f"{'leaf':<{width}} {'size':>10} {'kept':>10} {'sparsity':>9}"]
-    for r in self.rows:
-      note = f"{r.sparsity:9.2%}" if r.pruned_leaf else "  (dense)"
-      lines.append(f"{r.path:<{width}} {r.size:>10} {r.kept:>10} {note}")
-    lines.append(
-      f"{'pruned leaves':<{width}} {self.size:>10} {self.kept:>10} "
-      f"{self.sparsity:9.2%}"
+    all_sparsity = 1 - self.total_kept / max(self.total_size, 1)
+    body = [
+      (
+        r.path,
+        r.size,
+        r.kept,
+        f"{r.sparsity:.2%}" if r.pruned_leaf else "(dense)",
+      )
+      for r in self.rows
+    ]
+    body.append(("pruned leaves", self.size, self.kept, f"{self.sparsity:.2%}"))
+    body.append(
+      ("all leaves", self.total_size, self.total_kept, f"{all_sparsity:.2%}")
     )
-    lines.append(
-      f"{'all leaves':<{width}} {self.total_size:>10} {self.total_kept:>10} "
-      f"{1 - self.total_kept / max(self.total_size, 1):9.2%}"
+    rows = [("leaf", "size", "kept", "sparsity")] + [
+      (path, str(size), str(kept), note) for path, size, kept, note in body
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return "\n".join(
+      f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}"
+      f"  {row[3]:>{widths[3]}}"
+      for row in rows
     )
-    return "\n".join(lines)
 
 
 def summary(tree, masks=None) -> Summary:
@@ -96,6 +105,10 @@ def summary(tree, masks=None) -> Summary:
     masks: optional masks for `tree` when it holds params: leaves whose mask
       is `None` are reported as dense, not pruned.
 
+  Raises:
+    ValueError: if `masks` does not match `tree` leaf for leaf, naming the
+      leaves (see `check_masks`).
+
   >>> import numpy as np
   >>> s = summary({'a': np.array([True, False]), 'b': np.ones(2, bool)})
   >>> s.kept, s.size, s.sparsity
@@ -105,6 +118,7 @@ def summary(tree, masks=None) -> Summary:
   if masks is None:
     flags = [True] * len(leaves)
   else:
+    check_masks(tree, masks)
     flags = [
       m is not None for m in jax.tree.leaves(masks, is_leaf=lambda x: x is None)
     ]

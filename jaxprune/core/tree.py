@@ -99,7 +99,12 @@ def apply_masks(params: Params, masks: Masks) -> Params:
   >>> import jax.numpy as jnp
   >>> apply_masks({'w': jnp.ones(3)}, {'w': jnp.array([True, False, True])})
   {'w': Array([1., 0., 1.], dtype=float32)}
+
+  Raises:
+    ValueError: unless `masks` matches `params` leaf for leaf (see
+      `check_masks`): a mask is never broadcast.
   """
+  check_masks(params, masks)
   return map_masked(
     lambda m, p: jnp.where(m, p, jnp.zeros((), p.dtype)),
     masks,
