@@ -68,7 +68,9 @@ def resolve(value: str, kind: str) -> tuple[pathlib.Path, str | None]:
   )
 
 
-def load(path: pathlib.Path, arg: str | None) -> ml_collections.ConfigDict:
+def load(
+  path: pathlib.Path, arg: str | None = None
+) -> ml_collections.ConfigDict:
   """`get_config(arg)` of the config file at `path`."""
   spec = importlib.util.spec_from_file_location("_jaxprune_config", path)
   module = importlib.util.module_from_spec(spec)

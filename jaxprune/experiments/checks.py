@@ -5,7 +5,8 @@ pruner and optimizer before it writes anything to its workdir, so a config
 that cannot run leaves nothing behind.
 """
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import flax.linen as nn
@@ -35,27 +36,50 @@ def positive(key: str, value: Any) -> None:
     raise ValueError(f"config.{key} = {value!r}: expected a positive integer")
 
 
-def optax_function(key: str, name: str) -> Callable[..., Any]:
-  """`optax.<name>`, for the config key `key` (e.g. 'optimizer.name').
+def optax_function(
+  section: str, name: str, arguments: Iterable[str] = ()
+) -> Callable[..., Any]:
+  """`optax.<name>`, named by `config.<section>.name`, once it is known to
+  take `arguments` (the section's other keys).
 
-  >>> optax_function('optimizer.name', 'adamm')
+  >>> optax_function('optimizer', 'adamm')
   Traceback (most recent call last):
   ...
   ValueError: config.optimizer.name = 'adamm': not a function of optax
+  >>> optax_function('optimizer', 'adam', ['learning_rate', 'momentum'])
+  Traceback (most recent call last):
+  ...
+  ValueError: config.optimizer: optax.adam takes no ['momentum']; it takes [...]
   """
   function = getattr(optax, name, None) if isinstance(name, str) else None
   if not callable(function):
-    raise ValueError(f"config.{key} = {name!r}: not a function of optax")
+    raise ValueError(
+      f"config.{section}.name = {name!r}: not a function of optax"
+    )
+  accepted = inspect.signature(function).parameters
+  if not any(p.kind == p.VAR_KEYWORD for p in accepted.values()):
+    unknown = sorted(set(arguments) - set(accepted))
+    if unknown:
+      raise ValueError(
+        f"config.{section}: optax.{name} takes no {unknown}; it takes "
+        f"{list(accepted)}"
+      )
   return function
 
 
 def dataset(config: ml_collections.ConfigDict) -> Dataset:
-  """The dataset `config.dataset` names (`name`, `seed`, and `data_dir`,
-  the folder of local files, where the config has one)."""
+  """The dataset `config.dataset` names (`name`, `seed`, and where the
+  config has them `data_dir`, the folder of local files, and `test_size`,
+  the test images drawn from 'digits')."""
   section = config.dataset
   data_dir = section.get("data_dir") or None
   try:
-    return load(section.name, seed=section.seed, data_dir=data_dir)
+    return load(
+      section.name,
+      seed=section.seed,
+      data_dir=data_dir,
+      test_size=section.get("test_size"),
+    )
   except ValueError as e:
     raise ValueError(f"config.dataset.name: {e}") from e
 

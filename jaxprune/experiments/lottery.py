@@ -121,7 +121,7 @@ def _next_masks(config, params, masks, policy):
 
 def _trainer(config, dataset, policy) -> Trainer:
   opt = config.optimizer.to_dict()
-  factory = checks.optax_function("optimizer.name", opt.pop("name"))
+  factory = checks.optax_function("optimizer", opt.pop("name"), opt)
   learning_rate = opt.pop("learning_rate")
   t = config.train
   return Trainer(

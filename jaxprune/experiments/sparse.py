@@ -165,7 +165,7 @@ def _label(config: ml_collections.ConfigDict) -> str:
 
 def _optimizer(config) -> Callable[..., optax.GradientTransformation]:
   settings = config.optimizer.to_dict()
-  factory = checks.optax_function("optimizer.name", settings.pop("name"))
+  factory = checks.optax_function("optimizer", settings.pop("name"), settings)
   del settings["learning_rate"]  # the trainer sets it every step
   decay = config.weight_decay
 
@@ -185,7 +185,7 @@ def _learning_rate(config) -> float | optax.Schedule:
         f"config.schedule: 'constant' takes no settings; got {settings}"
       )
     return config.optimizer.learning_rate
-  schedule = checks.optax_function("schedule.name", name)
+  schedule = checks.optax_function("schedule", name, ["init_value", *settings])
   return schedule(init_value=config.optimizer.learning_rate, **settings)
 
 
