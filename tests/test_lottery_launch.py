@@ -5,9 +5,15 @@ import json
 import os
 import pathlib
 
+import jax
+import numpy as np
 import pytest
 
+from jaxprune.core.tree import path_str
+from jaxprune.data import load
 from jaxprune.experiments import lottery
+from jaxprune.experiments.workdir import load_trained
+from jaxprune.models import LeNet300
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 QUICK = "configs/lottery/lenet300_digits.py:quick"
@@ -56,7 +62,35 @@ def test_two_round_smoke_run_writes_results_and_plots(quick_run):
   assert len(lines) == 4 * 5  # steps 0, 25, ..., 100 of four trainings
 
 
-def test_rerun_skips_finished_work_and_retrains_missing_rounds(quick_run):
+def test_final_weights_and_masks_of_every_training_are_kept(quick_run):
+  workdir, stdout = quick_run
+  assert f"weights: {workdir}/seed<n>/<arm>_round<r>.npz" in stdout
+  assert not (workdir / "seed0" / "checkpoints").exists()
+  results = json.loads((workdir / "results.json").read_text())
+  config = _config("lenet300_digits", "quick")
+  test = load("digits", seed=0, test_size=config.dataset.get("test_size")).test
+  model = LeNet300(num_classes=10)
+  for run in results["runs"]:
+    name = f"{run['arm']}_round{run['round']:02d}.npz"
+    variables, masks = load_trained(str(workdir / "seed0" / name))
+    kept = {}
+    for path, mask in jax.tree.leaves_with_path(masks):
+      weights = variables["params"]
+      for part in path_str(path).split("/"):
+        weights = weights[part]
+      assert not weights[~mask].any()  # pruned weights are zero
+      kept[path_str(path)] = int(mask.sum())
+    assert kept == {p: layer["kept"] for p, layer in run["layers"].items()}
+    # The kept model scores the recorded final accuracy (numpy argmax on
+    # the whole test split, up to one image of rounding).
+    logits = np.asarray(model.apply(variables, test.images, train=False))
+    accuracy = np.mean(logits.argmax(-1) == test.labels)
+    assert abs(accuracy - run["final_test_accuracy"]) <= 1 / len(test.labels)
+
+
+def test_rerun_skips_finished_work_and_retrains_missing_rounds(
+  quick_run, capsys
+):
   workdir, _ = quick_run
   before = json.loads((workdir / "results.json").read_text())
   metrics = (workdir / "metrics.jsonl").read_text()
@@ -64,6 +98,14 @@ def test_rerun_skips_finished_work_and_retrains_missing_rounds(quick_run):
   after = lottery.run(_config("lenet300_digits", "quick"), str(workdir))
   assert after == before
   assert (workdir / "metrics.jsonl").read_text() == metrics
+  assert (
+    f"resuming in {workdir}: 3 of 4 trainings done" in capsys.readouterr().out
+  )
+  lottery.run(_config("lenet300_digits", "quick"), str(workdir))
+  assert capsys.readouterr().out == (
+    f"{workdir} is finished (4 of 4 trainings); results in "
+    f"{workdir / 'results.md'}\n"
+  )
 
 
 def test_a_different_config_is_refused(quick_run):
