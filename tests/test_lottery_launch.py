@@ -46,12 +46,13 @@ def test_two_round_smoke_run_writes_results_and_plots(quick_run):
   trained = sorted((r["arm"], r["round"]) for r in results["runs"])
   assert trained == [("imp", 0), ("imp", 1), ("random_mask", 1), ("reinit", 1)]
   by_arm = {(r["arm"], r["round"]): r for r in results["runs"]}
-  # LeNet at 20/20/10% on 64 inputs: 19,200 + 30,000 + 1,000 weights.
+  # LeNet pruned 40/40/20% on 64 inputs: 60% of 19,200 and 30,000, 80% of
+  # 1,000 weights.
   layers = by_arm[("imp", 1)]["layers"]
   assert [layers[f"fc{i}/kernel"]["kept"] for i in (1, 2, 3)] == [
-    15_360,
-    24_000,
-    900,
+    11_520,
+    18_000,
+    800,
   ]
   for arm in ("reinit", "random_mask"):
     assert by_arm[(arm, 1)]["layers"] == layers

@@ -37,8 +37,10 @@ def test_stored_without_outputs(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
 def test_runs_in_quick_mode(path, tmp_path, monkeypatch):
-  # The kernel inherits the environment of this process.
+  # The kernel inherits the environment of this process; it imports this
+  # checkout's jaxprune and configs, as an install would.
   monkeypatch.setenv("JAXPRUNE_QUICK", "1")
+  monkeypatch.setenv("PYTHONPATH", str(ROOT))
   notebook = nbformat.read(path, as_version=4)
   client = nbclient.NotebookClient(
     notebook,
