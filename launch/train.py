@@ -1,13 +1,17 @@
 r"""Sparse training (dense, static, prune-at-init, gradual, SET, RigL,
-GraNet) from a config.
+GraNet, PDP) from a config.
 
   python -m launch.train \
     --config=configs/sparse/granet_lenet300_digits.py:quick \
     --workdir=/tmp/sparse_digits
+  jaxprune-train --config=granet_lenet300_digits:quick --workdir=/tmp/sd
 
+`--config` takes a config file's path or, installed, a name from
+`configs/sparse/`, with optional comma-separated presets after `:`.
 Rerunning with the same workdir resumes; `--config.<key>=value` overrides a
 key (the workdir then refuses to mix configs), e.g. `--config.sparsity=0.95`
-for any method but dense.
+for any method but dense. A bad config prints one message and exits with
+status 1 before anything trains; `--debug` shows the traceback.
 """
 
 import os
@@ -15,11 +19,12 @@ import os
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from jaxprune.experiments import sparse
+from jaxprune.experiments import sparse, sparse_report
 from jaxprune.train.parallel import initialize_distributed
+from launch import cli
 
 _CONFIG = config_flags.DEFINE_config_file(
-  "config", None, "Experiment config file.", lock_config=True
+  "config", None, "Experiment config file or name.", lock_config=True
 )
 _WORKDIR = flags.DEFINE_string(
   "workdir", None, "Directory holding the run's outputs; reruns resume."
@@ -35,11 +40,19 @@ def main(argv: list[str]) -> None:
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
   initialize_distributed(_CONFIG.value.distributed)
-  sparse.run(_CONFIG.value, _WORKDIR.value)
+  results = sparse.run(_CONFIG.value, _WORKDIR.value)
   workdir = _WORKDIR.value
+  print(sparse_report.details([sparse.row(results, workdir)]), end="")
   print(f"plot:    {os.path.join(workdir, sparse.PLOT)}")
+  print(f"table:   {os.path.join(workdir, sparse.TABLE)}")
   print(f"results: {os.path.join(workdir, sparse.RESULTS)}")
+  print(f"weights: {os.path.join(workdir, 'seed<n>', sparse.TRAINED)}")
+
+
+def cli_main() -> None:
+  """The `jaxprune-train` console script."""
+  cli.run(main, "sparse")
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli_main()

@@ -44,24 +44,36 @@ def pytest_collection_modifyitems(items):
   items.sort(key=rank)
 
 
-@pytest.fixture(scope="session")
-def launch():
-  """`launch(module, config, workdir) -> stdout` of `python -m module`."""
-
-  def run(module: str, config: str, workdir) -> str:
-    out = subprocess.run(
-      [
-        sys.executable,
-        "-m",
-        module,
-        f"--config={config}",
-        f"--workdir={workdir}",
-      ],
-      cwd=ROOT,
+def _outside(args: list[str]) -> subprocess.CompletedProcess:
+  env = dict(os.environ)
+  env["PYTHONPATH"] = os.pathsep.join(
+    filter(None, [str(ROOT), env.get("PYTHONPATH")])
+  )
+  with tempfile.TemporaryDirectory() as elsewhere:
+    return subprocess.run(
+      [sys.executable, *args],
+      cwd=elsewhere,
+      env=env,
       capture_output=True,
       text=True,
       timeout=300,
     )
+
+
+@pytest.fixture(scope="session")
+def outside():
+  """`outside(args) -> CompletedProcess` of `python *args` from a directory
+  outside the repository, which is importable as after `pip install`."""
+  return _outside
+
+
+@pytest.fixture(scope="session")
+def launch():
+  """`launch(module, config, workdir) -> stdout` of `python -m module`, run
+  from outside the repository with the README's relative config path."""
+
+  def run(module: str, config: str, workdir) -> str:
+    out = _outside(["-m", module, f"--config={config}", f"--workdir={workdir}"])
     assert out.returncode == 0, out.stderr[-3000:]
     return out.stdout
 

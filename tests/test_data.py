@@ -257,3 +257,13 @@ def test_tfds_with_mock_data():
   assert ds.test.images.shape == (30, 28, 28, 1)
   assert ds.train.labels.dtype == np.int32
   assert abs(ds.train.images.mean()) < 1e-5
+
+
+def test_digits_test_size_sets_the_test_split():
+  ds = data.load("digits", seed=0, test_size=900)
+  sizes = [len(s.labels) for s in (ds.train, ds.validation, ds.test)]
+  assert sizes == [697, 200, 900]  # 1,797 in all
+  with pytest.raises(ValueError, match=r"integer in \[1, 1796\].*got 1797"):
+    data.load("digits", seed=0, test_size=1797)
+  with pytest.raises(ValueError, match="test_size is only for 'digits'"):
+    data.load("mnist", seed=0, test_size=100)

@@ -37,8 +37,10 @@ def test_stored_without_outputs(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
 def test_runs_in_quick_mode(path, tmp_path, monkeypatch):
-  # The kernel inherits the environment of this process.
+  # The kernel inherits the environment of this process; it imports this
+  # checkout's jaxprune and configs, as an install would.
   monkeypatch.setenv("JAXPRUNE_QUICK", "1")
+  monkeypatch.setenv("PYTHONPATH", str(ROOT))
   notebook = nbformat.read(path, as_version=4)
   client = nbclient.NotebookClient(
     notebook,
@@ -55,3 +57,15 @@ def test_runs_in_quick_mode(path, tmp_path, monkeypatch):
     if output.output_type == "error"
   ]
   assert not errors
+  # Progress bars refresh every 30 s at most in a notebook: a few bar lines
+  # per cell in the stored output, not one per evaluation (the lottery
+  # notebook's quick run has 16 trainings of 9 evaluations each).
+  for cell in notebook.cells:
+    streams = [o.text for o in cell.get("outputs", []) if "text" in o]
+    assert sum(text.count("step/s") for text in streams) <= 12, streams[-3:]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+def test_clones_nothing(path):
+  # The configs come with `pip install`; no notebook fetches the repository.
+  assert "git clone" not in path.read_text()

@@ -14,6 +14,7 @@ import jaxprune
 from jaxprune.core.tree import path_str
 from jaxprune.data import DEFAULT_DIRS
 from jaxprune.experiments import sparse, sparse_report
+from jaxprune.experiments.workdir import load_trained
 from jaxprune.train import Trainer
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -40,8 +41,25 @@ def test_granet_smoke_run_ends_exactly_on_the_target(granet_run):
   workdir, stdout = granet_run
   assert f"plot:    {workdir / sparse.PLOT}" in stdout
   assert f"results: {workdir / sparse.RESULTS}" in stdout
-  for name in ("config.json", "metrics.jsonl", "results.json", "curves.png"):
+  assert f"table:   {workdir / sparse.TABLE}" in stdout
+  assert f"weights: {workdir}/seed<n>/trained.npz" in stdout
+  # The short table: a header, a rule and the method's row.
+  table = [line for line in stdout.splitlines() if line.startswith("|")]
+  assert table[0].startswith("| method | target | sparsity | seeds |")
+  assert table[2].startswith("| granet_dense | 0.9 | 0.9000 | 1 |")
+  assert len(table) == 3
+  for name in (
+    "config.json",
+    "metrics.jsonl",
+    "results.json",
+    "results.md",
+    "curves.png",
+  ):
     assert (workdir / name).stat().st_size > 0, name
+  assert (
+    "| granet_dense | 0.9 | 0.9000 | 1 |"
+    in (workdir / "results.md").read_text()
+  )
   results = json.loads((workdir / "results.json").read_text())
   assert results["method"] == "granet_dense"
   assert results["target_sparsity"] == 0.9
@@ -50,6 +68,14 @@ def test_granet_smoke_run_ends_exactly_on_the_target(granet_run):
   assert (run["seed"], run["kept"], run["size"]) == (0, 5_020, WEIGHTS)
   assert run["sparsity"] == 1 - 5_020 / WEIGHTS
   assert sum(r["kept"] for r in run["layers"].values()) == 5_020
+  variables, masks = load_trained(str(workdir / "seed0" / sparse.TRAINED))
+  kept = {
+    path_str(p): int(m.sum()) for p, m in jax.tree.leaves_with_path(masks)
+  }
+  assert kept == {p: layer["kept"] for p, layer in run["layers"].items()}
+  for layer in ("fc1", "fc2", "fc3"):
+    kernel = variables["params"][layer]["kernel"]
+    assert not kernel[~masks[layer]["kernel"]].any()
   assert run["final_step"] == 100
   # Early stopping only looks after the last pruning update (step 50).
   assert run["early_stop_step"] in (75, 100)
@@ -85,7 +111,7 @@ class _Killed(Exception):
   pass
 
 
-def test_snip_run_resumes_after_an_interruption(tmp_path, monkeypatch):
+def test_snip_run_resumes_after_an_interruption(tmp_path, monkeypatch, capsys):
   base = _module("base")
   config = base.recipe(
     "snip",
@@ -116,8 +142,13 @@ def test_snip_run_resumes_after_an_interruption(tmp_path, monkeypatch):
     return evaluate(self, state)
 
   monkeypatch.setattr(Trainer, "_evaluate_placed", counted)
+  capsys.readouterr()
   results = sparse.run(config, str(tmp_path))
   assert evaluated == [50]  # resumed at 25, not restarted
+  checkpoints = tmp_path / "seed0" / "checkpoints"
+  assert capsys.readouterr().out == (
+    f"resuming seed 0 from step 25 (checkpoint in {checkpoints})\n"
+  )
   (run,) = results["runs"]
   # SNIP ranks globally: 5% of 50,200 kept, 2,510 exactly.
   assert (run["kept"], run["final_step"]) == (2_510, 50)

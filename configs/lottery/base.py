@@ -29,7 +29,8 @@ def recipe(
 ) -> ml_collections.ConfigDict:
   """Adam, batch 60, rewind to theta_0, IMP with both controls."""
   config = ml_collections.ConfigDict()
-  config.dataset = dict(name=dataset, seed=0)
+  # data_dir: the folder of local files (IDX, TFDS); empty for the default.
+  config.dataset = dict(name=dataset, seed=0, data_dir="")
   config.model = dict(name=model)
   config.optimizer = dict(name="adam", learning_rate=learning_rate)
   config.train = dict(

@@ -184,7 +184,8 @@ def recipe(
   decay."""
   config = ml_collections.ConfigDict()
   config.name = method
-  config.dataset = dict(name=dataset, seed=0)
+  # data_dir: the folder of local files (IDX, TFDS); empty for the default.
+  config.dataset = dict(name=dataset, seed=0, data_dir="")
   config.model = dict(name=model)
   config.optimizer = dict(name="adam", learning_rate=learning_rate)
   config.schedule = dict(name="constant")

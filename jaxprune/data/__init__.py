@@ -34,13 +34,15 @@ def load(
   seed: int,
   validation_size: int | None = None,
   data_dir: str | os.PathLike | None = None,
+  test_size: int | None = None,
 ) -> Dataset:
   """Loads a dataset by name.
 
   Known names:
 
   * ``"digits"``: scikit-learn's embedded 8x8 digits; 1,297/200/300 images
-    for train/validation/test by default, all drawn by ``seed``.
+    for train/validation/test by default, all drawn by ``seed`` (``test_size``
+    sets the last).
   * ``"fashion_mnist"``, ``"mnist"``: local IDX files in ``data_dir``
     (default ``DEFAULT_DIRS[name]``); 55,000/5,000 train/validation drawn by
     ``seed`` from the 60,000 training images, and the 10,000 test ones.
@@ -53,13 +55,16 @@ def load(
     validation_size: Training examples to hold out; the default depends on
       the dataset, as above.
     data_dir: Where the files are; not accepted for ``"digits"``.
+    test_size: Test images drawn from ``"digits"``; not accepted for the
+      others, which have a test split.
 
   Returns:
     The dataset.
 
   Raises:
-    ValueError: If ``name`` is unknown, ``validation_size`` is out of range,
-      or ``data_dir`` is given for ``"digits"``.
+    ValueError: If ``name`` is unknown, ``validation_size`` or ``test_size``
+      is out of range, ``data_dir`` is given for ``"digits"`` or
+      ``test_size`` for another dataset.
     FileNotFoundError: If IDX files are missing.
 
   >>> ds = load("digits", seed=0)
@@ -72,7 +77,14 @@ def load(
         f"data_dir must be None for 'digits', which is embedded; got "
         f"{data_dir!r}."
       )
-    return load_digits(seed=seed, validation_size=validation_size)
+    return load_digits(
+      seed=seed, validation_size=validation_size, test_size=test_size
+    )
+  if test_size is not None:
+    raise ValueError(
+      f"test_size is only for 'digits', which has no test split; {name!r} "
+      f"has its own; got {test_size!r}."
+    )
   if name in DEFAULT_DIRS:
     return load_mnist_like(
       name, data_dir, seed=seed, validation_size=validation_size

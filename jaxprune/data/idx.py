@@ -126,7 +126,11 @@ def _find(name: str, folder: pathlib.Path, stem: str) -> pathlib.Path:
   for path in (folder / f"{stem}.gz", folder / stem):
     if path.is_file():
       return path
-  ways = [f"pass data_dir=<folder with {stem}[.gz]>", f"use 'tfds:{name}'"]
+  ways = [
+    f"pass data_dir=<folder with {stem}[.gz]> (in an experiment config: "
+    "--config.dataset.data_dir=<folder>)",
+    f"use 'tfds:{name}'",
+  ]
   if name in _APT_PACKAGES:
     ways.insert(0, f"run `apt-get install {_APT_PACKAGES[name]}`")
   raise FileNotFoundError(

@@ -11,7 +11,8 @@ the rewind point. theta_k comes from training the dense net k steps from
 theta_0 with round 0's data order.
 
 Config keys (see `configs/lottery/`), each used as named:
-  dataset.name, dataset.seed: `jaxprune.data.load(name, seed=seed)`.
+  dataset.name, dataset.seed, dataset.data_dir (optional; local files):
+    `jaxprune.data.load(name, seed=seed, data_dir=data_dir)`.
   model.name: `jaxprune.models.get(name, num_classes=...)`.
   optimizer.name, optimizer.learning_rate, any other optimizer.*: the optax
     factory `optax.<name>(learning_rate=..., **others)`.
@@ -27,13 +28,19 @@ Config keys (see `configs/lottery/`), each used as named:
   seeds: replicates; a seed sets theta_0, the data order and the controls'
     keys.
 
-The workdir holds config.json, metrics.jsonl (every evaluation),
+The whole config is checked, the data loaded and the trainer built before
+anything is written, so a config that cannot run leaves the workdir as it
+was. The workdir holds config.json, metrics.jsonl (every evaluation),
 results.json, results.md, lottery.png, TensorBoard events under tensorboard/
-(when tensorboardX is importable) and, per seed, the masks of every round.
-A rerun skips finished trainings and resumes an interrupted one from its
-latest checkpoint.
+(when tensorboardX is importable) and, per seed: the IMP masks of every
+round (`masks_round<r>.npz`), the record of every training
+(`<arm>_round<r>.json`) and its final weights and masks
+(`<arm>_round<r>.npz`, read back with `workdir.load_trained`), and the
+checkpoints of the training under way. A rerun skips finished trainings and
+resumes an interrupted one from its latest checkpoint, saying where.
 """
 
+import contextlib
 import functools
 import json
 import os
@@ -42,23 +49,23 @@ from typing import Any
 
 import jax
 import ml_collections
-import optax
-import tqdm
 
 from jaxprune.algorithms import fixed, lottery
 from jaxprune.core.policy import Policy
 from jaxprune.core.summary import summary
-from jaxprune.data import load
-from jaxprune.experiments import lottery_report
+from jaxprune.experiments import checks, lottery_report
 from jaxprune.experiments import workdir as wd
-from jaxprune.models import get as get_model
+from jaxprune.experiments.progress import Bar
 from jaxprune.train import Trainer
+from jaxprune.train.checkpoints import Checkpoints
 from jaxprune.transform import masks_of
 
 ARMS = ("imp", "reinit", "random_mask")
 RESULTS = "results.json"
 TABLE = "results.md"
 PLOT = "lottery.png"
+TRAINED = "{arm}_round{round:02d}.npz"
+"""A training's final weights and masks, in its seed's folder."""
 
 try:
   import tensorboardX
@@ -83,15 +90,42 @@ def _check(config: ml_collections.ConfigDict) -> None:
     )
   if not config.seeds:
     raise ValueError("config.seeds is empty: give at least one seed")
+  checks.positive("train.steps", config.train.steps)
+  checks.fraction("pruning.rate", config.pruning.rate)
+  for pattern, rate in config.pruning.rates.items():
+    checks.fraction(f"pruning.rates[{pattern!r}]", rate)
+
+
+def _dry_run(config, trainer, policy) -> None:
+  """Traces a round's pruning and the optimizer's set-up on abstract
+  params, so that their arguments are checked before anything trains."""
+  variables = jax.eval_shape(trainer.init_variables, jax.random.key(0))
+
+  def prune(params):
+    masks = masks_of(trainer.tx.init(params))
+    return _next_masks(config, params, masks, policy)
+
+  jax.eval_shape(prune, variables["params"])
+
+
+def _next_masks(config, params, masks, policy):
+  return lottery.next_masks(
+    params,
+    masks,
+    config.pruning.rate,
+    policy=policy,
+    layerwise=config.pruning.layerwise,
+    rates=config.pruning.rates.to_dict(),
+  )
 
 
 def _trainer(config, dataset, policy) -> Trainer:
   opt = config.optimizer.to_dict()
-  factory = getattr(optax, opt.pop("name"))
+  factory = checks.optax_function("optimizer", opt.pop("name"), opt)
   learning_rate = opt.pop("learning_rate")
   t = config.train
   return Trainer(
-    get_model(config.model.name, num_classes=dataset.num_classes),
+    checks.model(config, dataset.num_classes),
     dataset,
     pruner=fixed(policy=policy),
     optimizer=functools.partial(factory, **opt),
@@ -133,8 +167,8 @@ class _Reporter:
       for name, value in record.items():
         if name != "step" and value is not None:
           self.writer.add_scalar(name, value, record["step"])
-    self.bar.n = self.done_before + record["step"] - self.start
-    self.bar.set_postfix(
+    self.bar.advance(
+      self.done_before + record["step"] - self.start,
       seed=self.tags["seed"],
       round=self.tags["round"],
       arm=self.tags["arm"],
@@ -188,12 +222,14 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     ValueError: for a bad config, or a workdir holding another config.
     FloatingPointError: on a non-finite training loss.
   """
+  # Setup: checks, data, model, trainer (compiled once for every round and
+  # arm); the config is recorded once all of them passed.
   _check(config)
-  wd.check_config(workdir, config)
-  # Setup: data, model, trainer (compiled once for every round and arm).
-  dataset = load(config.dataset.name, seed=config.dataset.seed)
+  dataset = checks.dataset(config)
   policy = Policy(exclude=tuple(config.pruning.exclude))
   trainer = _trainer(config, dataset, policy)
+  _dry_run(config, trainer, policy)
+  wd.check_config(workdir, config)
   steps, k = config.train.steps, config.rewind_step
   arms = [a for a in ARMS if a in config.arms]
   plan = [
@@ -208,7 +244,17 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     seed_dir(seed), f"{arm}_round{rnd:02d}.json"
   )
   runs = []
-  bar = tqdm.tqdm(total=len(plan) * (steps - k), unit="step", smoothing=0.1)
+  finished = sum(os.path.exists(done_file(s, a, r)) for s, r, a in plan)
+  if finished == len(plan):
+    print(
+      f"{workdir} is finished ({finished} of {finished} trainings); results "
+      f"in {os.path.join(workdir, TABLE)}"
+    )
+  elif finished:
+    print(f"resuming in {workdir}: {finished} of {len(plan)} trainings done")
+  bar = contextlib.nullcontext()
+  if finished < len(plan):
+    bar = Bar(len(plan) * (steps - k), finished * (steps - k))
   reporter = _Reporter(workdir, bar, k)
   points = {}
   # The next round's masks, kept in memory too: on several hosts only the
@@ -256,6 +302,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         seed, arm, rnd, summary(masks).density, index * (steps - k)
       )
       ckpt_dir = os.path.join(seed_dir(seed), "checkpoints", f"{arm}_{rnd:02d}")
+      if os.path.isdir(ckpt_dir):
+        with Checkpoints(ckpt_dir) as ckpt:
+          if ckpt.latest_step() is not None:
+            bar.write(
+              f"resuming seed {seed}, round {rnd}, arm {arm} from step "
+              f"{ckpt.latest_step()} (checkpoint in {ckpt_dir})"
+            )
       try:
         result = trainer.fit(
           state, steps, checkpoint_dir=ckpt_dir, callback=reporter
@@ -263,23 +316,23 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       finally:
         reporter.end()
       if arm == "imp" and rnd + 1 < config.rounds:
-        following = lottery.next_masks(
-          result.state.params,
-          masks,
-          config.pruning.rate,
-          policy=policy,
-          layerwise=config.pruning.layerwise,
-          rates=config.pruning.rates.to_dict(),
-        )
+        following = _next_masks(config, result.state.params, masks, policy)
         wd.save_tree(
           os.path.join(seed_dir(seed), f"masks_round{rnd + 1:02d}.npz"),
           following,
         )
         next_tickets[seed, rnd + 1] = following
       runs.append(_record(result, masks, seed, arm, rnd))
+      wd.save_trained(
+        os.path.join(seed_dir(seed), TRAINED.format(arm=arm, round=rnd)),
+        result.state.variables,
+        masks,
+      )
       wd.write_json(done, runs[-1])
       if wd.primary():
         shutil.rmtree(ckpt_dir)
+        with contextlib.suppress(OSError):  # the last one: no folder left
+          os.rmdir(os.path.dirname(ckpt_dir))
       _write_results(workdir, runs)
   results = _write_results(workdir, runs)
   if wd.primary():

@@ -107,7 +107,9 @@ def plot(rows: list[dict], path: str, title: str = "") -> None:
       matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
     )
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-  axes[0].legend()
+  seeds = max((len(r["seeds"]) for r in rows), default=1)
+  spread = f"mean of {seeds} seeds; band: min to max"
+  axes[0].legend(title="one seed" if seeds == 1 else spread)
   if title:
     fig.suptitle(title)
   fig.tight_layout()

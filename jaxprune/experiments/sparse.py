@@ -9,7 +9,8 @@ the model trains under them with the 'fixed' pruner.
 
 Config keys (see `configs/sparse/`), each used as named:
   name: the method's label in results and reports.
-  dataset.name, dataset.seed: `jaxprune.data.load(name, seed=seed)`.
+  dataset.name, dataset.seed, dataset.data_dir (optional; local files):
+    `jaxprune.data.load(name, seed=seed, data_dir=data_dir)`.
   model.name: `jaxprune.models.get(name, num_classes=...)`.
   pruner: `jaxprune.create(pruner)`, an `algorithm` and its factory's
     arguments; `pruner.structure`, where the factory takes one, is
@@ -41,9 +42,13 @@ Config keys (see `configs/sparse/`), each used as named:
   seeds: replicates; a seed sets the initialisation, the data order and the
     pruner's random key.
 
-The workdir holds config.json, metrics.jsonl (every evaluation),
-results.json, curves.png (validation loss and test accuracy against the
-step) and, per seed, `seed<n>/result.json` once that seed is done, its
+The whole config is checked, the data loaded and the pruner and trainer
+built before anything is written, so a config that cannot run leaves the
+workdir as it was. The workdir holds config.json, metrics.jsonl (every
+evaluation), results.json, results.md (`sparse_report.markdown` of this
+run), curves.png (validation loss and test accuracy against the step) and,
+per seed, `seed<n>/result.json` and `seed<n>/trained.npz` (final weights and
+masks, read back with `workdir.load_trained`) once that seed is done, its
 checkpoints while it trains, and its wall time so far (`wall_time_s`:
 prune-at-init scoring, compilation and evaluation included, summed over
 resumes). A rerun skips finished seeds and resumes an interrupted one from
@@ -59,6 +64,8 @@ and `hardened_test_accuracy`.
 pruner that met non-finite scores stops the run naming the leaf.
 """
 
+import contextlib
+import inspect
 import json
 import os
 import shutil
@@ -70,22 +77,23 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
-import tqdm
 
 from jaxprune.algorithms import lottery, pai
 from jaxprune.algorithms.pdp import PDPPruner, hard_masks
 from jaxprune.api import create
 from jaxprune.core.summary import summary
 from jaxprune.core.tree import apply_masks
-from jaxprune.data import load
-from jaxprune.experiments import sparse_report
+from jaxprune.experiments import checks, sparse_report
 from jaxprune.experiments import workdir as wd
-from jaxprune.models import get as get_model
+from jaxprune.experiments.progress import Bar
 from jaxprune.train import Trainer, TrainState, batch_indices
+from jaxprune.train.checkpoints import Checkpoints
 from jaxprune.transform import check, masks_of
 
 RESULTS = "results.json"
+TABLE = "results.md"
 PLOT = "curves.png"
+TRAINED = "trained.npz"
 SEED_RESULT = "result.json"
 WALL_TIME = "wall_time.json"
 HARDENING = "hardening.json"
@@ -94,6 +102,12 @@ HARDENING = "hardening.json"
 def _check(config: ml_collections.ConfigDict) -> None:
   if not config.seeds:
     raise ValueError("config.seeds is empty: give at least one seed")
+  checks.positive("train.steps", config.train.steps)
+  # The pruner's keys refer to `sparsity`: named here as the user sets it.
+  if "sparsity" in config:
+    checks.fraction("sparsity", config.sparsity)
+  if "prune_at_init" in config:
+    _check_pai(config.prune_at_init)
   if not 0 <= config.early_stop_from <= config.train.steps:
     raise ValueError(
       f"config.early_stop_from = {config.early_stop_from}: expected a step "
@@ -119,6 +133,28 @@ def _check(config: ml_collections.ConfigDict) -> None:
         )
 
 
+def _check_pai(settings: ml_collections.ConfigDict) -> None:
+  settings = settings.to_dict()
+  checks.positive("prune_at_init.batches", settings.pop("batches", None))
+  settings.pop("shuffle", None)
+  accepted = set(inspect.signature(pai.prune_at_init).parameters)
+  accepted -= {"params", "apply_fn", "batches", "policy"}
+  unknown = sorted(set(settings) - accepted)
+  if unknown:
+    raise ValueError(
+      f"config.prune_at_init has unknown keys {unknown}; it takes batches, "
+      f"shuffle and {sorted(accepted)}"
+    )
+  if settings.get("method") not in pai.METHODS:
+    raise ValueError(
+      f"config.prune_at_init.method = {settings.get('method')!r}: expected "
+      f"one of {list(pai.METHODS)}"
+    )
+  if settings.get("iterations") is not None:
+    checks.positive("prune_at_init.iterations", settings["iterations"])
+  checks.fraction("prune_at_init.sparsity", settings.get("sparsity"))
+
+
 def _label(config: ml_collections.ConfigDict) -> str:
   """The method's name in reports: `config.name`, marked when the
   prune-at-init masks are shuffled."""
@@ -129,7 +165,7 @@ def _label(config: ml_collections.ConfigDict) -> str:
 
 def _optimizer(config) -> Callable[..., optax.GradientTransformation]:
   settings = config.optimizer.to_dict()
-  factory = getattr(optax, settings.pop("name"))
+  factory = checks.optax_function("optimizer", settings.pop("name"), settings)
   del settings["learning_rate"]  # the trainer sets it every step
   decay = config.weight_decay
 
@@ -149,15 +185,14 @@ def _learning_rate(config) -> float | optax.Schedule:
         f"config.schedule: 'constant' takes no settings; got {settings}"
       )
     return config.optimizer.learning_rate
-  return getattr(optax, name)(
-    init_value=config.optimizer.learning_rate, **settings
-  )
+  schedule = checks.optax_function("schedule", name, ["init_value", *settings])
+  return schedule(init_value=config.optimizer.learning_rate, **settings)
 
 
 def _trainer(config, dataset, pruner) -> Trainer:
   t = config.train
   return Trainer(
-    get_model(config.model.name, num_classes=dataset.num_classes),
+    checks.model(config, dataset.num_classes),
     dataset,
     pruner=pruner,
     optimizer=_optimizer(config),
@@ -245,7 +280,7 @@ def _hardening(trainer, state, history, path) -> dict:
   return record
 
 
-def _train(config, trainer, pruner, seed, directory, callback) -> dict:
+def _train(config, trainer, pruner, seed, directory, callback, bar) -> dict:
   """Trains one seed to the end, checkpoint by checkpoint; its record."""
   clock = os.path.join(directory, WALL_TIME)
   seconds = 0.0
@@ -256,6 +291,13 @@ def _train(config, trainer, pruner, seed, directory, callback) -> dict:
   checkpoints = os.path.join(directory, "checkpoints")
   harden = _hardening_step(pruner, steps)
   hardening = None
+  if os.path.isdir(checkpoints):
+    with Checkpoints(checkpoints) as ckpt:
+      if ckpt.latest_step() is not None:
+        bar.write(
+          f"resuming seed {seed} from step {ckpt.latest_step()} "
+          f"(checkpoint in {checkpoints})"
+        )
   begin = time.perf_counter()
   state = _start(config, trainer, pruner, seed)
   # Segments end at checkpoints, where `check` reads the pruner's state
@@ -287,7 +329,9 @@ def _train(config, trainer, pruner, seed, directory, callback) -> dict:
     first = max(first, harden + 1)
   candidates = [r for r in result.history if r["step"] >= first]
   early = min(candidates, key=lambda r: r["val_loss"])
-  counts = summary(masks_of(state.opt_state))
+  masks = masks_of(state.opt_state)
+  wd.save_trained(os.path.join(directory, TRAINED), state.variables, masks)
+  counts = summary(masks)
   record = {
     "final_step": result.final["step"],
     "final_test_accuracy": result.final["test_accuracy"],
@@ -308,6 +352,16 @@ def _train(config, trainer, pruner, seed, directory, callback) -> dict:
     record["soft_test_accuracy"] = hardening["soft"]["test_accuracy"]
     record["hardened_test_accuracy"] = hardening["hard"]["test_accuracy"]
   return record
+
+
+def row(results: dict, workdir: str = "") -> dict:
+  """`results` as a row of `sparse_report`'s tables (`collect`'s form)."""
+  return {
+    "method": results["method"],
+    "target_sparsity": results["target_sparsity"],
+    "workdirs": [workdir],
+    **results["summary"],
+  }
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -331,15 +385,31 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       non-finite pruning scores (naming the leaf).
     FloatingPointError: on a non-finite training loss.
   """
+  # Setup: checks, data, pruner, trainer (compiled once for every seed);
+  # the config is recorded once all of them passed.
   _check(config)
-  wd.check_config(workdir, config)
-  # Setup: data, pruner, trainer (compiled once for every seed).
-  dataset = load(config.dataset.name, seed=config.dataset.seed)
+  dataset = checks.dataset(config)
   pruner = create(config.pruner)
   trainer = _trainer(config, dataset, pruner)
+  variables = jax.eval_shape(trainer.init_variables, jax.random.key(0))
+  jax.eval_shape(trainer.tx.init, variables["params"])  # optimizer args
+  wd.check_config(workdir, config)
   steps = config.train.steps
   log = wd.MetricsLog(workdir, ("seed", "step"))
-  bar = tqdm.tqdm(total=len(config.seeds) * steps, unit="step")
+  done_files = [
+    os.path.join(workdir, f"seed{seed}", SEED_RESULT) for seed in config.seeds
+  ]
+  finished = sum(map(os.path.exists, done_files))
+  if finished == len(done_files):
+    print(
+      f"{workdir} is finished ({finished} of {finished} seeds); results in "
+      f"{os.path.join(workdir, TABLE)}"
+    )
+  elif finished:
+    print(f"resuming in {workdir}: {finished} of {len(done_files)} seeds done")
+  bar = contextlib.nullcontext()
+  if finished < len(done_files):
+    bar = Bar(len(config.seeds) * steps, finished * steps)
   runs = []
   # Seeds: finished ones are read back, the others trained or resumed.
   with bar:
@@ -354,14 +424,14 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
       def progress(record, seed=seed, index=index):
         log.write({"seed": seed, **record})
-        bar.n = index * steps + record["step"]
-        bar.set_postfix(
+        bar.advance(
+          index * steps + record["step"],
           seed=seed,
           loss=f"{record['val_loss']:.3f}",
           acc=f"{record['test_accuracy']:.4f}",
         )
 
-      record = _train(config, trainer, pruner, seed, directory, progress)
+      record = _train(config, trainer, pruner, seed, directory, progress, bar)
       runs.append({"seed": seed, **record})
       wd.write_json(done, runs[-1])
       if wd.primary():
@@ -376,6 +446,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     "summary": sparse_report.summarize(runs),
   }
   wd.write_json(os.path.join(workdir, RESULTS), results)
+  wd.write_text(
+    os.path.join(workdir, TABLE),
+    f"# {results['method']}: {results['model']} on {results['dataset']}\n\n"
+    + sparse_report.markdown([row(results, workdir)]),
+  )
   if wd.primary():
     sparse_report.curves(
       log.records,

@@ -250,7 +250,10 @@ def curves(
   records: list[dict], path: str, title: str = "", early_stop_from: int = 0
 ) -> None:
   """Validation loss and test accuracy against the step, one line per seed
-  (`records` as in metrics.jsonl); a dotted line marks `early_stop_from`."""
+  (`records` as in metrics.jsonl); a dotted line marks `early_stop_from`,
+  where early stopping starts to look, and a cross each seed's early-stop
+  evaluation (the least validation loss from there on); the legend says
+  so."""
   fig, axes = plt.subplots(1, 2, figsize=(11, 4))
   panels = [
     (axes[0], "val_loss", "validation loss", 1),
@@ -260,16 +263,36 @@ def curves(
     mine = sorted(
       (r for r in records if r["seed"] == seed), key=lambda r: r["step"]
     )
+    early = min(
+      (r for r in mine if r["step"] >= early_stop_from),
+      key=lambda r: r["val_loss"],
+      default=None,
+    )
     for ax, key, _, factor in panels:
       steps = [r["step"] for r in mine]
-      ax.plot(steps, [factor * r[key] for r in mine], label=f"seed {seed}")
+      (line,) = ax.plot(
+        steps, [factor * r[key] for r in mine], label=f"seed {seed}"
+      )
+      if early is not None:
+        ax.plot(early["step"], factor * early[key], "x", color=line.get_color())
+  marks = [
+    matplotlib.lines.Line2D(
+      [], [], color="gray", marker="x", linestyle="", label="early stop"
+    )
+  ]
   for ax, _, ylabel, _ in panels:
     if early_stop_from:
-      ax.axvline(early_stop_from, color="gray", linestyle=":")
+      ax.axvline(
+        early_stop_from,
+        color="gray",
+        linestyle=":",
+        label=f"early stopping from step {early_stop_from}",
+      )
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
-  axes[1].legend()
+  handles, _ = axes[1].get_legend_handles_labels()
+  axes[1].legend(handles=handles + marks)
   if title:
     fig.suptitle(title)
   fig.tight_layout()

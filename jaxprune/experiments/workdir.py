@@ -108,6 +108,62 @@ def load_tree(path: str, template: Any) -> Any:
     return jax.tree.map_with_path(lambda p, _: stored[path_str(p)], template)
 
 
+def save_trained(path: str, variables: Any, masks: Any) -> None:
+  """Saves a trained model's variables and masks (`.npz`, compressed,
+  atomically, on the primary host only); `load_trained` reads them."""
+  if not primary():
+    return
+  arrays = {
+    path_str(p): np.asarray(x)
+    for p, x in jax.tree.leaves_with_path(
+      {"variables": variables, "masks": masks}
+    )
+  }
+  tmp = f"{path}.tmp.npz"
+  np.savez_compressed(tmp, **arrays)
+  os.replace(tmp, path)
+
+
+def load_trained(path: str) -> tuple[dict, dict]:
+  """`(variables, masks)` of a training an experiment kept, by its file.
+
+  Args:
+    path: a lottery run's `seed<n>/<arm>_round<r>.npz` or a sparse-training
+      run's `seed<n>/trained.npz`.
+
+  Returns:
+    The variables as nested dicts of numpy arrays (`model.apply(variables,
+    x)` takes them; `variables['params']` are the params), and the masks: a
+    tree like `variables['params']`, bool arrays on pruned leaves and None
+    on the others.
+
+  >>> import tempfile, os, numpy as np
+  >>> f = os.path.join(tempfile.mkdtemp(), 'imp_round01.npz')
+  >>> save_trained(f, {'params': {'w': np.ones(2), 'b': np.ones(1)}},
+  ...              {'w': np.array([True, False]), 'b': None})
+  >>> variables, masks = load_trained(f)
+  >>> variables['params']['w'], masks
+  (array([1., 1.]), {'b': None, 'w': array([ True, False])})
+  """
+  tree = {}
+  with np.load(path) as stored:
+    for name in stored.files:
+      *parents, leaf = name.split("/")
+      node = tree
+      for part in parents:
+        node = node.setdefault(part, {})
+      node[leaf] = stored[name]
+  variables, kept = tree["variables"], tree.get("masks", {})
+
+  def mask(path, _):
+    node = kept
+    for part in path_str(path).split("/"):
+      node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+  return variables, jax.tree.map_with_path(mask, variables["params"])
+
+
 class MetricsLog:
   """Appends records to `metrics.jsonl`, each record once.
 

@@ -1,0 +1,1 @@
+"""Lottery-ticket configs, one per model and dataset (`base.recipe`)."""

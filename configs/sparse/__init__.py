@@ -1,0 +1,2 @@
+"""Sparse-training configs, one per method, model and dataset
+(`base.recipe`)."""
