@@ -13,6 +13,7 @@ state and the evaluations so far are checkpointed; `fit` resumes from the
 latest checkpoint of its directory.
 """
 
+import copy
 import dataclasses
 from collections.abc import Callable
 from typing import Any
@@ -241,6 +242,15 @@ class Trainer:
     self._evaluate = self.layout.compile(
       self._evaluate_splits, mapped=(True, True, True, True)
     )
+
+  def with_subset(self, subset: np.ndarray | None) -> "Trainer":
+    """This trainer, training on `subset` (None: every example) instead;
+    the compiled step and evaluation are shared, not compiled again."""
+    new = copy.copy(self)
+    new._subset = (
+      None if subset is None else _checked_subset(subset, self._num_train)
+    )
+    return new
 
   def init_variables(self, key: jax.Array) -> dict:
     """The model's initial variables from `key`."""
