@@ -9,6 +9,7 @@ from jaxprune.data_pruning import forgetting as forgetting
 from jaxprune.data_pruning.noise import corrupt_labels as corrupt_labels
 from jaxprune.data_pruning.scores import el2n as el2n
 from jaxprune.data_pruning.scores import grand as grand
+from jaxprune.data_pruning.scores import grand_dense as grand_dense
 from jaxprune.data_pruning.scores import input_norm as input_norm
 from jaxprune.data_pruning.scores import random_scores as random_scores
 from jaxprune.data_pruning.selection import METHODS as METHODS

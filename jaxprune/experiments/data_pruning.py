@@ -29,7 +29,9 @@ Config keys (see `configs/data_pruning/`), each used as named:
     train.budget: 'steps' or 'epochs'.
   scores.models, scores.grand_models (<= models), scores.step,
     scores.forgetting_steps, scores.batch_size (EL2N),
-    scores.grand_batch_size (GraNd examples per chunk).
+    scores.grand_batch_size (examples per chunk of per-example gradients,
+    for models that are not a network of Dense layers: see
+    `_grand_scorer`).
   selection.offset (the 'el2n_offset' skip), selection.ccs_offset,
     selection.strata (CCS), selection.per_class.
   methods, keep_fractions, seeds: the grid.
@@ -55,7 +57,13 @@ from jaxprune.algorithms import fixed
 from jaxprune.data import Split, load
 from jaxprune.data_pruning import forgetting
 from jaxprune.data_pruning.noise import corrupt_labels
-from jaxprune.data_pruning.scores import el2n, grand, input_norm, random_scores
+from jaxprune.data_pruning.scores import (
+  el2n,
+  grand,
+  grand_dense,
+  input_norm,
+  random_scores,
+)
 from jaxprune.data_pruning.selection import check_scores, select
 from jaxprune.experiments import data_pruning_report as report
 from jaxprune.experiments import workdir as wd
@@ -168,6 +176,21 @@ def _start(trainer, seed, extra=None):
   return trainer.init(variables, seed=seed, extra=extra)
 
 
+def _grand_scorer(model, apply_fn, images, labels, s):
+  """`params -> GraNd scores`: `grand_dense` where the model allows it (a
+  network of Dense layers), `grand` otherwise."""
+  params = model.init(jax.random.key(0), images[:1])["params"]
+  try:
+    grand_dense(model, params, images[:2], labels[:2], batch_size=2)
+  except ValueError:
+    return lambda p: grand(
+      apply_fn, p, images, labels, batch_size=s.grand_batch_size
+    )
+  return lambda p: grand_dense(
+    model, p, images, labels, batch_size=s.batch_size
+  )
+
+
 def compute_scores(config, data, names) -> dict[str, np.ndarray]:
   """The scores `names`, in a dict; see the module docstring."""
   s = config.scores
@@ -184,18 +207,13 @@ def compute_scores(config, data, names) -> dict[str, np.ndarray]:
     trainer = _trainer(config, data)
     model = trainer.model
     apply_fn = lambda p, x: model.apply({"params": p}, x, train=False)
+    score_grand = _grand_scorer(model, apply_fn, images, labels, s)
     sums = dict.fromkeys(model_scores, 0.0)
     for i in range(s.models):
       state = _start(trainer, SCORE_SEED + i)
       grand_here = i < s.grand_models
       if "grand_init" in sums and grand_here:
-        sums["grand_init"] += grand(
-          apply_fn,
-          state.variables["params"],
-          images,
-          labels,
-          batch_size=s.grand_batch_size,
-        )
+        sums["grand_init"] += score_grand(state.variables["params"])
       if sums.keys() - {"grand_init"}:
         params = trainer.fit(state, s.step).state.variables["params"]
       if "el2n" in sums:
@@ -203,9 +221,7 @@ def compute_scores(config, data, names) -> dict[str, np.ndarray]:
           apply_fn, params, images, labels, batch_size=s.batch_size
         )
       if "grand_early" in sums and grand_here:
-        sums["grand_early"] += grand(
-          apply_fn, params, images, labels, batch_size=s.grand_batch_size
-        )
+        sums["grand_early"] += score_grand(params)
     count = lambda k: s.grand_models if k.startswith("grand") else s.models
     out.update({k: v / count(k) for k, v in sums.items()})
   if "forgetting" in names:
