@@ -113,7 +113,8 @@ def keep_mask(
   width = jnp.where(high > low, (high - low) / strata, 1.0)
   stratum = jnp.clip(jnp.floor((scores - low) / width), 0, strata - 1)
   stratum = jnp.where(eligible, stratum.astype(jnp.int32), strata)
-  sizes = jnp.bincount(stratum, length=strata + 1)[:strata]
+  counts = jnp.bincount(stratum, length=strata + 1)  # the skipped: last
+  sizes = counts[:strata]
 
   def allocate(i, carry):
     budget, left = carry
@@ -127,9 +128,9 @@ def keep_mask(
   )
   priority = jax.random.uniform(key, (n,))
   order = jnp.lexsort((priority, stratum))
-  start = jnp.cumsum(sizes) - sizes
+  start = jnp.cumsum(counts) - counts
   ranked = stratum[order]
-  within = positions - jnp.append(start, n)[ranked]
+  within = positions - start[ranked]
   return jnp.zeros(n, bool).at[order].set(within < budget[ranked])
 
 
