@@ -36,20 +36,23 @@ ApplyFn = Callable[[Params, jax.Array], jax.Array]
 
 
 def _map_batches(fn, images, labels, batch_size: int) -> jax.Array:
-  """`fn(images, labels) -> (b,)` over batches of `batch_size`, the last
-  one padded with copies of the first example (their outputs dropped)."""
+  """`fn(images, labels) -> (b,)` over consecutive batches of `batch_size`.
+
+  Batches are sliced from the arrays in place (a reshape into batches
+  costs a copy of the data: EL2N took 2.6x an evaluation pass with one);
+  the last batch is the last `batch_size` examples, overlapping the one
+  before it, whose overlapping scores it recomputes identically.
+  """
   n = labels.shape[0]
-  batches = -(-n // batch_size)
-  pad = batches * batch_size - n
-  if pad:
-    images = jnp.concatenate([images, jnp.repeat(images[:1], pad, 0)])
-    labels = jnp.concatenate([labels, jnp.repeat(labels[:1], pad, 0)])
-  shape = (batches, batch_size)
-  out = jax.lax.map(
-    lambda xs: fn(*xs),
-    (images.reshape(shape + images.shape[1:]), labels.reshape(shape)),
-  )
-  return out.reshape(-1)[:n]
+  size = min(batch_size, n)
+
+  def body(i, out):
+    start = jnp.minimum(i * size, n - size)
+    x = jax.lax.dynamic_slice_in_dim(images, start, size)
+    y = jax.lax.dynamic_slice_in_dim(labels, start, size)
+    return jax.lax.dynamic_update_slice_in_dim(out, fn(x, y), start, 0)
+
+  return jax.lax.fori_loop(0, -(-n // size), body, jnp.zeros(n, jnp.float32))
 
 
 @functools.partial(jax.jit, static_argnames=("apply_fn", "batch_size"))
