@@ -70,7 +70,8 @@ def run(reps: int, log, vmap: bool = True) -> dict:
   split = batched(data.train, EVAL_BATCH_SIZE)
   apply_fn = lambda p, x: model.apply({"params": p}, x)
   logits_fn = lambda v, x: model.apply(v, x)
-  eval_fn = jax.jit(lambda p: evaluate(logits_fn, {"params": p}, split))
+  # The split is an argument, as in the trainer (not a baked-in constant).
+  eval_fn = jax.jit(lambda p, s: evaluate(logits_fn, {"params": p}, s))
   chunk = lambda: trainer.train_chunk(
     state,
     trainer._images,
@@ -81,7 +82,7 @@ def run(reps: int, log, vmap: bool = True) -> dict:
     "el2n": lambda: el2n(
       apply_fn, params, images, labels, batch_size=EVAL_BATCH_SIZE
     ),
-    "eval": lambda: eval_fn(params),
+    "eval": lambda: eval_fn(params, split),
     "grand": lambda: grand_dense(
       model, params, images, labels, batch_size=EVAL_BATCH_SIZE
     ),
