@@ -13,6 +13,7 @@ state and the evaluations so far are checkpointed; `fit` resumes from the
 latest checkpoint of its directory.
 """
 
+import copy
 import dataclasses
 from collections.abc import Callable
 from typing import Any
@@ -44,6 +45,7 @@ class TrainState:
     params: the model's params, masked.
     batch_stats: BatchNorm statistics, `{}` for models without them.
     opt_state: the wrapped optimizer's state, masks included.
+    extra: what the trainer's `example_hook` carries (None without one).
   """
 
   step: jax.Array
@@ -51,6 +53,7 @@ class TrainState:
   params: Params
   batch_stats: Any
   opt_state: Any
+  extra: Any = None
 
   @property
   def variables(self) -> dict:
@@ -95,6 +98,29 @@ def _with_learning_rate(opt_state, learning_rate):
   return opt_state.replace(inner_state=inner._replace(hyperparams=hyper))
 
 
+def _checked_subset(subset, num_train: int) -> np.ndarray:
+  """`subset` as int32 indices, after checking they are distinct training
+  examples."""
+  subset = np.asarray(subset)
+  if (
+    subset.ndim != 1
+    or not subset.size
+    or not np.issubdtype(subset.dtype, np.integer)
+  ):
+    raise ValueError(
+      f"subset: expected a non-empty vector of integer indices; got shape "
+      f"{subset.shape}, dtype {subset.dtype}"
+    )
+  if subset.min() < 0 or subset.max() >= num_train:
+    raise ValueError(
+      f"subset: indices must lie in [0, {num_train}) (the training split); "
+      f"got [{subset.min()}, {subset.max()}]"
+    )
+  if len(np.unique(subset)) != len(subset):
+    raise ValueError("subset: indices must be distinct; got repeats")
+  return subset.astype(np.int32)
+
+
 class Trainer:
   """Trains a Flax classifier under a pruner on an in-memory dataset.
 
@@ -121,6 +147,13 @@ class Trainer:
     devices: how many devices (default all; fewer on one host only).
     shard_params: with 'sharded', split large params, masks and optimizer
       moments over the devices instead of replicating them.
+    subset: indices of the training examples to train on (data pruning);
+      the data order (`jaxprune.train.order`) runs over them. Default all.
+    example_hook: `(extra, indices, correct) -> extra`, called inside every
+      training step with the batch's example indices and whether the model
+      (before the step's update, in inference mode) classifies each one
+      correctly; `extra` is `TrainState.extra`, set by `init`. One device
+      only. None (the default) adds nothing to the step.
 
   >>> import optax, jaxprune
   >>> from jaxprune import data, models
@@ -149,6 +182,8 @@ class Trainer:
     parallel: str = "none",
     devices: int | None = None,
     shard_params: bool = False,
+    subset: np.ndarray | None = None,
+    example_hook: Callable[[Any, jax.Array, jax.Array], Any] | None = None,
   ):
     steps_per_dispatch = steps_per_dispatch or eval_every
     checkpoint_every = checkpoint_every or eval_every
@@ -186,6 +221,14 @@ class Trainer:
     self._images = self.layout.data(dataset.train.images)
     self._labels = self.layout.data(dataset.train.labels)
     self._num_train = len(dataset.train.labels)
+    self._subset = (
+      None if subset is None else _checked_subset(subset, self._num_train)
+    )
+    if example_hook is not None and parallel != "none":
+      raise ValueError(
+        f"example_hook needs parallel = 'none' (one device); got {parallel!r}"
+      )
+    self._example_hook = example_hook
     devices = self.layout.size
     eval_size = -(-eval_batch_size // devices) * devices
     self._val, self._test = (
@@ -200,6 +243,15 @@ class Trainer:
       self._evaluate_splits, mapped=(True, True, True, True)
     )
 
+  def with_subset(self, subset: np.ndarray | None) -> "Trainer":
+    """This trainer, training on `subset` (None: every example) instead;
+    the compiled step and evaluation are shared, not compiled again."""
+    new = copy.copy(self)
+    new._subset = (
+      None if subset is None else _checked_subset(subset, self._num_train)
+    )
+    return new
+
   def init_variables(self, key: jax.Array) -> dict:
     """The model's initial variables from `key`."""
     x = jnp.zeros((1,) + self._images.shape[1:], self._images.dtype)
@@ -213,6 +265,7 @@ class Trainer:
     seed: int,
     step: int = 0,
     key: jax.Array | None = None,
+    extra: Any = None,
   ) -> TrainState:
     """A state at `step` with a fresh optimizer state and `masks`.
 
@@ -224,6 +277,7 @@ class Trainer:
       step: the data and learning-rate position to start from.
       key: the pruner's `jax.random` key (random masks, drawn here, and
         SET growth); none: all zeros.
+      extra: the `example_hook`'s initial carry.
 
     Returns:
       The state, its params multiplied by the masks.
@@ -241,6 +295,7 @@ class Trainer:
       params=apply_masks(params, masks_of(opt_state)),
       batch_stats=variables.get("batch_stats", {}),
       opt_state=opt_state,
+      extra=extra,
     )
 
   def _loss(self, params, batch_stats, images, labels):
@@ -280,6 +335,11 @@ class Trainer:
         loss, grads, batch_stats = jax.lax.pmean(
           (loss, grads, batch_stats), self.layout.axis_name
         )
+      extra = state.extra
+      if self._example_hook is not None:
+        logits = self.model.apply(state.variables, images[batch], train=False)
+        correct = jnp.argmax(logits, -1) == labels[batch]
+        extra = self._example_hook(extra, batch, correct)
       updates, opt_state = self.tx.update(grads, opt_state, state.params)
       new = TrainState(
         step=state.step + 1,
@@ -287,6 +347,7 @@ class Trainer:
         params=optax.apply_updates(state.params, updates),
         batch_stats=batch_stats,
         opt_state=opt_state,
+        extra=extra,
       )
       return new, loss
 
@@ -391,9 +452,14 @@ class Trainer:
           (step // self.eval_every + 1) * self.eval_every,
           num_steps,
         )
-        indices = batch_indices(
-          seed, self._num_train, self.batch_size, step, chunk
-        )
+        if self._subset is None:
+          indices = batch_indices(
+            seed, self._num_train, self.batch_size, step, chunk
+          )
+        else:
+          indices = self._subset[
+            batch_indices(seed, len(self._subset), self.batch_size, step, chunk)
+          ]
         active = np.arange(chunk) < stop - step
         state, chunk_losses = self.train_chunk(
           state,
