@@ -85,8 +85,9 @@ def dataset(config: ml_collections.ConfigDict) -> Dataset:
 
 
 def model(config: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
-  """The model `config.model.name` names, for `num_classes` classes."""
+  """The model `config.model.name` names, for `num_classes` classes, built
+  with the other `config.model.*` keys as keyword arguments."""
   try:
-    return get_model(config.model.name, num_classes=num_classes)
-  except ValueError as e:
+    return get_model(**config.model.to_dict(), num_classes=num_classes)
+  except (ValueError, TypeError) as e:
     raise ValueError(f"config.model.name: {e}") from e

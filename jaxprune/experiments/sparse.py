@@ -11,7 +11,8 @@ Config keys (see `configs/sparse/`), each used as named:
   name: the method's label in results and reports.
   dataset.name, dataset.seed, dataset.data_dir (optional; local files):
     `jaxprune.data.load(name, seed=seed, data_dir=data_dir)`.
-  model.name: `jaxprune.models.get(name, num_classes=...)`.
+  model.name, any other model.*: `jaxprune.models.get(name,
+    num_classes=..., **others)` (e.g. a CharLM's width and depth).
   pruner: `jaxprune.create(pruner)`, an `algorithm` and its factory's
     arguments; `pruner.structure`, where the factory takes one, is
     `{'kind': 'nm', 'm': M, 'axis': A}` (N:M: its sparsity must be a
@@ -461,3 +462,37 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       early_stop_from=config.early_stop_from,
     )
   return results
+
+
+def trained(workdir: str, seed: int | None = None) -> tuple[Any, dict]:
+  """The model a finished run trained, and its final variables.
+
+  Args:
+    workdir: the run's directory (its config.json names the model and
+      dataset).
+    seed: which seed's model (default: the config's first seed).
+
+  Returns:
+    `(model, variables)`: the `jaxprune.models` module built as the run
+    built it, and `{'params': ...}` (and `batch_stats`) as `model.apply`
+    takes them, pruned entries zero.
+
+  Raises:
+    FileNotFoundError: if that seed has not finished, naming the file.
+  """
+  with open(os.path.join(workdir, wd.CONFIG)) as f:
+    config = json.load(f)
+  seed = config["seeds"][0] if seed is None else seed
+  path = os.path.join(workdir, f"seed{seed}", TRAINED)
+  if not os.path.exists(path):
+    raise FileNotFoundError(
+      f"{path} is missing: seed {seed} of the run in {workdir} has not "
+      "finished (rerun its launch command to resume it)"
+    )
+  data = config["dataset"]
+  dataset = load(
+    data["name"], seed=data["seed"], data_dir=data.get("data_dir") or None
+  )
+  model = get_model(**config["model"], num_classes=dataset.num_classes)
+  variables, _ = wd.load_trained(path)
+  return model, variables
