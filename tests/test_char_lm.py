@@ -14,7 +14,7 @@ import jaxprune
 from jaxprune import data, models
 from jaxprune.data import Split, text
 from jaxprune.data.dataset import Dataset
-from jaxprune.experiments import sparse
+from jaxprune.experiments import checks, sparse
 from jaxprune.train import Trainer, evaluation
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -106,14 +106,15 @@ def test_config_trains_and_variables_load_back(tmp_path, monkeypatch):
   from configs.lm import char_fortunes
 
   # The real text, 64 sequences of each split: evaluations stay quick.
-  def load(name, seed):
-    ds = data.load(name, seed=seed)
+  def load(name, seed, **kwargs):
+    ds = data.load(name, seed=seed, **kwargs)
     cut = lambda split: Split(split.images[:64], split.labels[:64])
     return Dataset(
       ds.name, ds.num_classes, cut(ds.train), cut(ds.validation), cut(ds.test)
     )
 
   monkeypatch.setattr(sparse, "load", load)
+  monkeypatch.setattr(checks, "load", load)
   config = char_fortunes.get_config("quick")
   config.train.steps = 4
   config.train.eval_every = 4

@@ -84,9 +84,11 @@ from jaxprune.algorithms.pdp import PDPPruner, hard_masks
 from jaxprune.api import create
 from jaxprune.core.summary import summary
 from jaxprune.core.tree import apply_masks
+from jaxprune.data import load
 from jaxprune.experiments import checks, sparse_report
 from jaxprune.experiments import workdir as wd
 from jaxprune.experiments.progress import Bar
+from jaxprune.models import get as get_model
 from jaxprune.train import Trainer, TrainState, batch_indices
 from jaxprune.train.checkpoints import Checkpoints
 from jaxprune.transform import check, masks_of
