@@ -221,7 +221,7 @@ def _sparsegpt(kernel, stats, mask, *, n_in, sparsity, nm, block_size, damping):
   u = _inverse_factor(_damped(h, damping))
   finite = jnp.all(jnp.isfinite(u))
   rows, cols = w.shape
-  group = 1 if nm is None else int(nm[1])
+  m = 1 if nm is None else int(nm[1])
   masks = []
   for start in range(0, cols, block_size):
     end = min(start + block_size, cols)
@@ -236,31 +236,44 @@ def _sparsegpt(kernel, stats, mask, *, n_in, sparsity, nm, block_size, damping):
     else:
       keep1 = jnp.ones_like(w1, dtype=bool)
 
-    def step(g, carry, u1=u1, d=d):
-      # `group` columns: for N:M their mask is chosen first, from the
-      # weights as compensated so far; then each column is quantized to
-      # its mask and the error spread over the later columns of the block
-      # (u1 is upper triangular, so the outer product leaves earlier ones
-      # alone and sets column j to its pruned value).
+    width = end - start
+    group = _group(width, m)
+
+    def step(g, carry, u1=u1, width=width, group=group):
+      # `group` columns at a time: each is quantized to its mask (for N:M
+      # chosen every m columns from the weights as compensated so far) and
+      # its error spread over the rest of the group at once; the group's
+      # errors then update the whole block in one rank-`group` product (u1
+      # is upper triangular: earlier columns are left alone, and the
+      # group's own columns end at their pruned values).
       w1, keep1, err1 = carry
       lo = g * group
-      if nm is not None and mask is None:
-        wg = jax.lax.dynamic_slice_in_dim(w1, lo, group, axis=1)
-        dg = jax.lax.dynamic_slice_in_dim(d, lo, group)
-        chosen = nm_mask((wg / dg) ** 2, int(nm[0]), group, axis=-1)
-        keep1 = jax.lax.dynamic_update_slice_in_dim(keep1, chosen, lo, axis=1)
+      wg = jax.lax.dynamic_slice_in_dim(w1, lo, group, axis=1)
+      ug = jax.lax.dynamic_slice(u1, (lo, lo), (group, group))
+      dg = jnp.diagonal(ug)
+      choose = nm is not None and mask is None
+      kg = jax.lax.dynamic_slice_in_dim(keep1, lo, group, axis=1)
+      kept, errs = [], []
       for i in range(group):
-        j = lo + i
-        col = jax.lax.dynamic_index_in_dim(w1, j, axis=1, keepdims=False)
-        kept = jax.lax.dynamic_index_in_dim(keep1, j, axis=1, keepdims=False)
-        err = jnp.where(kept, 0.0, col) / d[j]
-        w1 = w1 - err[:, None] * u1[j][None, :]
-        err1 = jax.lax.dynamic_update_index_in_dim(err1, err, j, axis=1)
+        if choose and i % m == 0:
+          part = (wg[:, i : i + m] / dg[i : i + m]) ** 2
+          kept.append(nm_mask(part, int(nm[0]), m, axis=-1))
+        keep_i = kept[-1][:, i % m] if choose else kg[:, i]
+        err = jnp.where(keep_i, 0.0, wg[:, i]) / dg[i]
+        wg = wg - err[:, None] * ug[i][None, :]
+        errs.append(err)
+      errs = jnp.stack(errs, axis=1)
+      rows_u = jax.lax.dynamic_slice(u1, (lo, 0), (group, width))
+      w1 = w1 - errs @ rows_u
+      err1 = jax.lax.dynamic_update_slice_in_dim(err1, errs, lo, axis=1)
+      if choose:
+        kg = jnp.concatenate(kept, axis=1)
+        keep1 = jax.lax.dynamic_update_slice_in_dim(keep1, kg, lo, axis=1)
       return w1, keep1, err1
 
     err1 = jnp.zeros_like(w1)
     w1, keep1, err1 = jax.lax.fori_loop(
-      0, (end - start) // group, step, (w1, keep1, err1)
+      0, width // group, step, (w1, keep1, err1)
     )
     w = w.at[:, start:end].set(jnp.where(keep1, w1, 0.0))
     if end < cols:
@@ -268,6 +281,16 @@ def _sparsegpt(kernel, stats, mask, *, n_in, sparsity, nm, block_size, damping):
     masks.append(keep1)
   keep = jnp.concatenate(masks, axis=1)
   return from_matrix(w, kernel), from_matrix(keep, kernel), finite
+
+
+def _group(width: int, m: int) -> int:
+  """Columns per step of SparseGPT's inner loop: the largest of 16, 8, 4,
+  2, 1 that divides the block's width and is a multiple of m (m itself
+  when none is)."""
+  for g in (16, 8, 4, 2, 1):
+    if g % m == 0 and width % g == 0:
+      return g
+  return m
 
 
 def needed_damping(hessian: jax.Array) -> float:
