@@ -80,6 +80,11 @@ def load(
     return load_digits(
       seed=seed, validation_size=validation_size, test_size=test_size
     )
+  tfds = name.startswith("tfds:") and len(name) > len("tfds:")
+  if name not in DEFAULT_DIRS and not tfds:
+    raise ValueError(
+      f"Unknown dataset {name!r}; known datasets: {', '.join(NAMES)}."
+    )
   if test_size is not None:
     raise ValueError(
       f"test_size is only for 'digits', which has no test split; {name!r} "
@@ -89,13 +94,9 @@ def load(
     return load_mnist_like(
       name, data_dir, seed=seed, validation_size=validation_size
     )
-  if name.startswith("tfds:") and len(name) > len("tfds:"):
-    return load_tfds(
-      name.removeprefix("tfds:"),
-      seed=seed,
-      validation_size=validation_size,
-      data_dir=data_dir,
-    )
-  raise ValueError(
-    f"Unknown dataset {name!r}; known datasets: {', '.join(NAMES)}."
+  return load_tfds(
+    name.removeprefix("tfds:"),
+    seed=seed,
+    validation_size=validation_size,
+    data_dir=data_dir,
   )
