@@ -126,7 +126,11 @@ def _lottery(**changes):
   [
     ({"dataset.name": "cifar"}, ValueError, "config.dataset.name: Unknown"),
     (
-      {"dataset.name": "fashion_mnist", "dataset.data_dir": "/nonexistent"},
+      {
+        "dataset.name": "fashion_mnist",
+        "dataset.data_dir": "/nonexistent",
+        "dataset.test_size": None,  # only digits draws its test split
+      },
       FileNotFoundError,
       r"--config.dataset.data_dir=<folder>",
     ),

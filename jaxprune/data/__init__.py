@@ -87,6 +87,11 @@ def load(
     return load_digits(
       seed=seed, validation_size=validation_size, test_size=test_size
     )
+  tfds = name.startswith("tfds:") and len(name) > len("tfds:")
+  if name not in (*DEFAULT_DIRS, "fortunes_chars") and not tfds:
+    raise ValueError(
+      f"Unknown dataset {name!r}; known datasets: {', '.join(NAMES)}."
+    )
   if test_size is not None:
     raise ValueError(
       f"test_size is only for 'digits', which has no test split; {name!r} "
@@ -103,13 +108,9 @@ def load(
         f"are fixed by each entry's text; got {validation_size!r}."
       )
     return char_lm(directory=data_dir)
-  if name.startswith("tfds:") and len(name) > len("tfds:"):
-    return load_tfds(
-      name.removeprefix("tfds:"),
-      seed=seed,
-      validation_size=validation_size,
-      data_dir=data_dir,
-    )
-  raise ValueError(
-    f"Unknown dataset {name!r}; known datasets: {', '.join(NAMES)}."
+  return load_tfds(
+    name.removeprefix("tfds:"),
+    seed=seed,
+    validation_size=validation_size,
+    data_dir=data_dir,
   )
