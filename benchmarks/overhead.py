@@ -17,7 +17,10 @@ loop so that machine noise hits both sides alike:
 - one global magnitude mask update (sort-free selection) on the MLP, and the
   same threshold found with a full `jnp.sort`, each against one plain step;
 - the number of compilations of the wrapped step over a run of 20 mask
-  updates, and the bytes the masks take per masked parameter.
+  updates, and the bytes the masks take per masked parameter;
+- one-shot `jaxprune.prune(params, 0.9)` (warm call) on LeNet-300-100 and
+  on the MLP against the same pruning in numpy (`np.partition` per kernel,
+  then the masked kernel), and its compilations over a sweep of sparsities.
 
 Every step is jitted, warmed up (compiled) first and timed with
 `block_until_ready`. Each pruned side is interleaved with its plain step
@@ -29,6 +32,7 @@ plain time of the same repetition); times are medians.
   python benchmarks/overhead.py            # table with PASS/FAIL per target
   python benchmarks/overhead.py --json     # one JSON object on stdout
   python benchmarks/overhead.py --quick    # fewer repetitions (1-2 min)
+  python benchmarks/overhead.py --prune    # the one-shot prune rows only
 """
 
 import argparse
@@ -59,6 +63,8 @@ TARGETS = {
   "step_ratio_granet": 1.03,
   "regrow_ratio": 1.5,
   "step_ratio_pdp": 1.3,
+  "prune_ratio_lenet": 3.0,
+  "prune_ratio_mlp": 1.0,
 }
 
 
@@ -410,6 +416,84 @@ def count_compiles(steps: int = 40, frequency: int = 2) -> dict:
   )
 
 
+def numpy_prune_fn(params, sparsity: float):
+  """One-shot magnitude pruning in numpy, per kernel (the leaves the default
+  policy prunes): the kept count's smallest |w| by `np.partition`, then the
+  masked kernel."""
+  kernels = [np.asarray(x) for x in jax.tree.leaves(params) if x.ndim >= 2]
+
+  def prune():
+    out = []
+    for w in kernels:
+      a = np.abs(w)
+      k = a.size - round(sparsity * a.size)
+      t = np.partition(a.ravel(), a.size - k)[a.size - k]
+      out.append(np.where(a >= t, w, 0))
+    return out
+
+  return prune
+
+
+def prune_figures(reps_lenet: int, reps_mlp: int, log) -> dict:
+  """Warm `jaxprune.prune` calls against numpy, interleaved; the first
+  call (compilation); compilations over a sweep of five sparsities."""
+  from jaxprune import api
+
+  out = {}
+  models = (("lenet", lenet_setup, reps_lenet), ("mlp", mlp_setup, reps_mlp))
+  for name, setup, reps in models:
+    log(f"{name}: one-shot prune vs numpy ...")
+    params = setup()[0]
+    t0 = time.perf_counter()
+    jax.block_until_ready(jaxprune.prune(params, SPARSITY))
+    out[f"prune_first_s_{name}"] = time.perf_counter() - t0
+    before = api._prune._cache_size()
+    for s in (0.1, 0.3, 0.5, 0.7, 0.95):
+      jax.block_until_ready(jaxprune.prune(params, s))
+    out[f"prune_sweep_compiles_{name}"] = api._prune._cache_size() - before
+    t = interleaved(
+      {
+        "prune": lambda p=params: jaxprune.prune(p, SPARSITY),
+        "numpy": numpy_prune_fn(params, SPARSITY),
+      },
+      reps,
+    )
+    out[f"prune_ms_{name}"] = ms(t["prune"])
+    out[f"prune_numpy_ms_{name}"] = ms(t["numpy"])
+    out[f"prune_ratio_{name}"] = ratio(t["prune"], t["numpy"])
+  out.update(prune_reps_lenet=reps_lenet, prune_reps_mlp=reps_mlp)
+  return out
+
+
+def prune_rows(r: dict, check) -> list:
+  """Table rows of `prune_figures`."""
+  rows = []
+  for name, label in (("lenet", "LeNet-300-100"), ("mlp", "MLP 12.6M")):
+    key = f"prune_ratio_{name}"
+    rows += [
+      (
+        f"prune, {label}: warm call / numpy partition (ms)",
+        f"{r[f'prune_ms_{name}']:.2f} / {r[f'prune_numpy_ms_{name}']:.2f}",
+        "",
+        "",
+      ),
+      (
+        key,
+        f"{r[key]:.2f}",
+        f"<= {TARGETS[key]}",
+        check(r[key] <= TARGETS[key]),
+      ),
+      (
+        f"prune, {label}: first call (s), compiles over a sweep of 5",
+        f"{r[f'prune_first_s_{name}']:.1f}, "
+        f"{r[f'prune_sweep_compiles_{name}']}",
+        "0",
+        check(r[f"prune_sweep_compiles_{name}"] == 0),
+      ),
+    ]
+  return rows
+
+
 def cpu_name() -> str:
   try:
     with open("/proc/cpuinfo") as f:
@@ -474,6 +558,7 @@ def run(lenet_reps: int, mlp_reps: int, sort_reps: int, log) -> dict:
 
   log("LeNet-300-100: compilations over 20 mask updates ...")
   out.update(count_compiles())
+  out.update(prune_figures(lenet_reps, mlp_reps, log))
   out["step_ratio"] = max(out["step_ratio_lenet"], out["step_ratio_mlp"])
   out["step_ratio_granet"] = max(
     out["step_ratio_granet_lenet"], out["step_ratio_granet_mlp"]
@@ -481,16 +566,18 @@ def run(lenet_reps: int, mlp_reps: int, sort_reps: int, log) -> dict:
   out["step_ratio_pdp"] = max(
     out["step_ratio_pdp_lenet"], out["step_ratio_pdp_mlp"]
   )
-  out.update(
-    reps_lenet=lenet_reps,
-    reps_mlp=mlp_reps,
-    reps_sort=sort_reps,
+  out.update(reps_lenet=lenet_reps, reps_mlp=mlp_reps, reps_sort=sort_reps)
+  out.update(machine())
+  return out
+
+
+def machine() -> dict:
+  return dict(
     devices=[str(d) for d in jax.devices()],
     jax_version=jax.__version__,
     cpu=cpu_name(),
     cores=os.cpu_count(),
   )
-  return out
 
 
 def table(r: dict) -> str:
@@ -618,6 +705,11 @@ def table(r: dict) -> str:
       "",
     )
   )
+  rows += prune_rows(r, check)
+  return format_rows(rows, r)
+
+
+def format_rows(rows: list, r: dict) -> str:
   widths = [max(len(row[i]) for row in rows) for i in range(4)]
   lines = []
   for i, row in enumerate(rows):
@@ -627,10 +719,15 @@ def table(r: dict) -> str:
     if i == 0:
       lines.append("-" * len(lines[0]))
   lines.append("")
+  reps = (
+    f"LeNet {r['reps_lenet']}, MLP {r['reps_mlp']}, sort {r['reps_sort']}, "
+    if "reps_lenet" in r
+    else ""
+  )
   lines.append(
     f"{r['cpu']}, {r['cores']} cores, jax {r['jax_version']}, "
-    f"{', '.join(r['devices'])}; reps per side: LeNet {r['reps_lenet']}, "
-    f"MLP {r['reps_mlp']}, sort {r['reps_sort']}"
+    f"{', '.join(r['devices'])}; reps per side: {reps}prune LeNet "
+    f"{r['prune_reps_lenet']}, prune MLP {r['prune_reps_mlp']}"
   )
   return "\n".join(lines)
 
@@ -652,6 +749,11 @@ def main(argv=None) -> None:
     help="LeNet repetitions per side (default 300, --quick 60); the MLP "
     "gets a twentieth (at least 3), the sort reference 3 (--quick 1)",
   )
+  parser.add_argument(
+    "--prune",
+    action="store_true",
+    help="only the one-shot prune rows (about a minute)",
+  )
   args = parser.parse_args(argv)
   if args.reps is not None and args.reps < 1:
     parser.error("--reps must be >= 1")
@@ -659,11 +761,18 @@ def main(argv=None) -> None:
   mlp_reps = max(3, lenet_reps // 20)
   sort_reps = 1 if args.quick else 3
   log = lambda msg: print(msg, file=sys.stderr, flush=True)
-  result = run(lenet_reps, mlp_reps, sort_reps, log)
-  if args.json:
-    print(json.dumps(result, sort_keys=True))
+  if args.prune:
+    result = prune_figures(lenet_reps, mlp_reps, log)
+    result.update(machine())
+    text = format_rows(
+      [("figure", "value", "target", "")]
+      + prune_rows(result, lambda ok: "PASS" if ok else "FAIL"),
+      result,
+    )
   else:
-    print(table(result))
+    result = run(lenet_reps, mlp_reps, sort_reps, log)
+    text = table(result)
+  print(json.dumps(result, sort_keys=True) if args.json else text)
 
 
 if __name__ == "__main__":

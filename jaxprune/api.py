@@ -13,7 +13,7 @@ from jaxprune.algorithms import ALGORITHMS
 from jaxprune.core import scores as scores_lib
 from jaxprune.core.keys import check_key
 from jaxprune.core.policy import Policy
-from jaxprune.core.schedules import one_shot
+from jaxprune.core.schedules import check_sparsity, one_shot
 from jaxprune.core.tree import apply_masks
 from jaxprune.core.types import Masks, Params
 from jaxprune.posttrain.method import PostTrain
@@ -85,7 +85,7 @@ def prune(
   if score is scores_lib.random and key is None:
     raise ValueError("score='random' needs key=jax.random.key(...)")
   if not isinstance(sparsity, jax.core.Tracer):
-    sparsity = one_shot(sparsity).sparsity(0)  # checks it is in [0, 1]
+    check_sparsity("sparsity", sparsity)
   pruner = ScorePruner(
     score=score,
     schedule=_ANY_SPARSITY,
@@ -95,10 +95,9 @@ def prune(
     policy=policy,
     name="prune",
   )
-  key = jax.random.key(0) if key is None else key
-  pruned, masks, code = _prune(
-    pruner, params, grads, key, jnp.asarray(sparsity, jnp.float32)
-  )
+  # Python numbers go to the compiled function as they are: converting them
+  # here would cost an eager op per call (as would a default key).
+  pruned, masks, code = _prune(pruner, params, grads, key, sparsity)
   if not isinstance(code, jax.core.Tracer):
     raise_nonfinite(masked_paths(masks), code)
   return pruned, masks
@@ -114,6 +113,8 @@ argument of `_prune`): one object, so that equal pruners hash alike and
 def _prune(pruner, params, grads, key, sparsity):
   """Masks at a traced `sparsity`, the masked params and `check_finite`'s
   code: compiled once per pruner, tree structure and shapes."""
+  key = jax.random.key(0) if key is None else key
+  sparsity = jnp.asarray(sparsity, jnp.float32)
   dense = all_kept(params, pruner.policy)
   masks, code = pruner.masks_at(params, grads, dense, sparsity, key)
   masks = keep_if_finite(code, masks, dense)

@@ -26,7 +26,8 @@ class Schedule(NamedTuple):
   monotone: bool = False
 
 
-def _check(name: str, value: float) -> float:
+def check_sparsity(name: str, value: float) -> float:
+  """`value` as a float, if it is a sparsity in [0, 1]; else raises."""
   value = float(value)
   if not 0.0 <= value <= 1.0:
     raise ValueError(f"{name}={value}: a sparsity must be in [0, 1]")
@@ -40,7 +41,7 @@ def one_shot(sparsity: float, step: int = 0) -> Schedule:
   >>> [round(float(s.sparsity(t)), 6) for t in (9, 10)], bool(s.is_update(10))
   ([0.0, 0.9], True)
   """
-  sparsity = _check("sparsity", sparsity)
+  sparsity = check_sparsity("sparsity", sparsity)
   return Schedule(
     sparsity=lambda t: jnp.where(jnp.asarray(t) >= step, sparsity, 0.0),
     is_update=lambda t: jnp.asarray(t) == step,
@@ -61,7 +62,7 @@ def constant(
   >>> [bool(s.is_update(t)) for t in (0, 50, 100, 200, 300)]
   [True, False, True, True, False]
   """
-  sparsity = _check("sparsity", sparsity)
+  sparsity = check_sparsity("sparsity", sparsity)
   _check_window(begin, end, frequency)
   return Schedule(
     sparsity=lambda t: jnp.float32(sparsity),
@@ -89,8 +90,8 @@ def polynomial(
   >>> [round(float(s.sparsity(t)), 3) for t in (0, 100, 400, 1000, 2000)]
   [0.0, 0.244, 0.706, 0.9, 0.9]
   """
-  final = _check("final", final)
-  initial = _check("initial", initial)
+  final = check_sparsity("final", final)
+  initial = check_sparsity("initial", initial)
   _check_window(begin, end, frequency)
   if end <= begin:
     raise ValueError(f"polynomial needs end > begin, got {begin=}, {end=}")
@@ -111,7 +112,7 @@ def geometric(rate: float, rounds: jax.Array | int) -> jax.Array:
   >>> round(float(geometric(0.2, 3)), 4)
   0.488
   """
-  rate = _check("rate", rate)
+  rate = check_sparsity("rate", rate)
   return 1.0 - (1.0 - rate) ** jnp.asarray(rounds, jnp.float32)
 
 
