@@ -233,7 +233,8 @@ def compute_scores(config, data, names) -> dict[str, np.ndarray]:
 
 
 def _cached_scores(config, data, workdir) -> dict[str, np.ndarray]:
-  """Every score the methods need, computed once and kept in the workdir."""
+  """Every score the methods need, computed once and kept in the workdir;
+  EL2N always (results report where corrupted labels rank by it)."""
   directory = os.path.join(workdir, "scores")
   os.makedirs(directory, exist_ok=True)
   names = sorted({METHODS[m][0] for m in config.methods} | {"el2n"})
