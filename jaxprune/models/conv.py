@@ -60,6 +60,17 @@ class _ConvNet(nn.Module):
     x = nn.relu(nn.Dense(width2, kernel_init=_INIT, name="fc2")(x))
     return nn.Dense(self.num_classes, kernel_init=_INIT, name="fc3")(x)
 
+  def compacted(self, variables, kept) -> "_ConvNet":
+    """This network with the widths of compacted `variables`
+    (`jaxprune.compact.compact_model`)."""
+    del kept
+    p = variables["params"]
+    convs = range(1, len(self.widths) + 1)
+    return self.clone(
+      conv_features=tuple(p[f"conv{i}"]["bias"].size for i in convs),
+      dense_features=tuple(p[f"fc{i}"]["bias"].size for i in (1, 2)),
+    )
+
 
 class Conv2(_ConvNet):
   """Conv-2: conv 64, 64, pool; dense 256, 256, ``num_classes``.

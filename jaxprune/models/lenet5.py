@@ -65,3 +65,11 @@ class LeNet5(nn.Module):
     x = nn.relu(nn.Dense(fc1, kernel_init=_INIT, name="fc1")(x))
     x = nn.relu(nn.Dense(fc2, kernel_init=_INIT, name="fc2")(x))
     return nn.Dense(self.num_classes, kernel_init=_INIT, name="fc3")(x)
+
+  def compacted(self, variables, kept) -> "LeNet5":
+    """This network with the widths of compacted `variables`
+    (`jaxprune.compact.compact_model`)."""
+    del kept
+    p = variables["params"]
+    names = ("conv1", "conv2", "fc1", "fc2")
+    return self.clone(features=tuple(p[n]["bias"].size for n in names))

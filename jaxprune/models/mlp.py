@@ -40,3 +40,10 @@ class LeNet300(nn.Module):
     x = nn.relu(nn.Dense(width1, kernel_init=_INIT, name="fc1")(x))
     x = nn.relu(nn.Dense(width2, kernel_init=_INIT, name="fc2")(x))
     return nn.Dense(self.num_classes, kernel_init=_INIT, name="fc3")(x)
+
+  def compacted(self, variables, kept) -> "LeNet300":
+    """This network with the widths of compacted `variables`
+    (`jaxprune.compact.compact_model`)."""
+    del kept
+    p = variables["params"]
+    return self.clone(features=tuple(p[f"fc{i}"]["bias"].size for i in (1, 2)))

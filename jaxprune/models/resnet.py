@@ -12,6 +12,7 @@ import functools
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 _INIT = nn.initializers.he_normal()
 
@@ -121,3 +122,29 @@ class ResNet20(nn.Module):
         )(x, train)
     x = jnp.mean(x, axis=(1, 2))
     return nn.Dense(self.num_classes, name="fc")(x)
+
+  def compacted(self, variables, kept) -> "ResNet20":
+    """This network with the widths of compacted `variables`; `kept` (the
+    original channels kept, by leaf and axis) places each widening
+    shortcut's input among the channels it feeds
+    (`jaxprune.compact.compact_model`)."""
+    p = variables["params"]
+    blocks = [f"stage{s}_block{b}" for s in (1, 2, 3) for b in (1, 2, 3)]
+    width = lambda name, conv: p[name][conv]["kernel"].shape[-1]
+    stream = tuple(width(f"stage{s}_block1", "conv2") for s in (1, 2, 3))
+    pads = []
+    for s in (2, 3):
+      old_in, old_out = self.stream[s - 2], self.stream[s - 1]
+      extra = old_out - old_in
+      below = self.pads[s - 2][0] if self.pads else extra // 2
+      stay = kept.get(
+        (f"params/stage{s}_block1/conv2/kernel", 3), np.arange(old_out)
+      )
+      low = int(np.sum(stay < below))
+      high = int(np.sum(stay >= below + old_in))
+      pads.append((low, high))
+    return self.clone(
+      stream=stream,
+      inner=tuple(width(b, "conv1") for b in blocks),
+      pads=tuple(pads),
+    )
