@@ -16,3 +16,7 @@ from jaxprune.compact.groups import find_groups as find_groups
 from jaxprune.compact.select import masks_from_keep as masks_from_keep
 from jaxprune.compact.select import select_units as select_units
 from jaxprune.compact.select import unit_scores as unit_scores
+from jaxprune.compact.sparse import apply_sparse as apply_sparse
+from jaxprune.compact.sparse import export_bcsr as export_bcsr
+from jaxprune.compact.sparse import sparse_matmul as sparse_matmul
+from jaxprune.compact.sparse import to_bcsr as to_bcsr
