@@ -20,9 +20,9 @@ All variants of one model and batch run interleaved, one call each per
 repetition, so machine noise hits them alike; times are medians, speed-ups
 are medians of per-repetition ratios.
 
-  python benchmarks/inference.py            # tables
-  python benchmarks/inference.py --json     # one JSON object on stdout
-  python benchmarks/inference.py --quick    # fewer repetitions
+  python -m benchmarks.inference            # tables
+  python -m benchmarks.inference --json     # one JSON object on stdout
+  python -m benchmarks.inference --quick    # fewer repetitions
 """
 
 import argparse

@@ -281,6 +281,9 @@ def test_flops_of_lenet300_by_hand():
   assert count.dense == 532_400 and count.effective == 266_200
   assert count.ratio == 2.0
   assert jaxprune.flops(model.apply, variables, None, x).effective == 532_400
+  wrong = {"params": {"fc1": masks["params"]["fc1"]}}
+  with pytest.raises(ValueError, match="masks do not match"):
+    jaxprune.flops(model.apply, variables, wrong, x)
 
 
 def test_flops_of_a_conv_layer_by_hand():
