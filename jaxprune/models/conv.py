@@ -22,10 +22,15 @@ class _ConvNet(nn.Module):
 
   Attributes:
     num_classes: Number of output logits.
+    conv_features: Filters of each convolution, replacing ``widths`` (for
+      a compacted network); None keeps ``widths``.
+    dense_features: Units of ``fc1`` and ``fc2``.
   """
 
   widths: ClassVar[tuple[int, ...]] = ()
   num_classes: int = 10
+  conv_features: tuple[int, ...] | None = None
+  dense_features: tuple[int, int] = (256, 256)
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -36,7 +41,13 @@ class _ConvNet(nn.Module):
       train: Ignored; accepted so every model shares one calling convention.
     """
     del train
-    for i, width in enumerate(self.widths, start=1):
+    widths = self.widths if self.conv_features is None else self.conv_features
+    if len(widths) != len(self.widths):
+      raise ValueError(
+        f"conv_features={self.conv_features}: expected {len(self.widths)} "
+        "filter counts, one per convolution"
+      )
+    for i, width in enumerate(widths, start=1):
       conv = nn.Conv(
         width, (3, 3), padding="SAME", kernel_init=_INIT, name=f"conv{i}"
       )
@@ -44,9 +55,21 @@ class _ConvNet(nn.Module):
       if i % 2 == 0:
         x = nn.max_pool(x, (2, 2), strides=(2, 2))
     x = x.reshape((x.shape[0], -1))
-    x = nn.relu(nn.Dense(256, kernel_init=_INIT, name="fc1")(x))
-    x = nn.relu(nn.Dense(256, kernel_init=_INIT, name="fc2")(x))
+    width1, width2 = self.dense_features
+    x = nn.relu(nn.Dense(width1, kernel_init=_INIT, name="fc1")(x))
+    x = nn.relu(nn.Dense(width2, kernel_init=_INIT, name="fc2")(x))
     return nn.Dense(self.num_classes, kernel_init=_INIT, name="fc3")(x)
+
+  def compacted(self, variables, kept) -> "_ConvNet":
+    """This network with the widths of compacted `variables`
+    (`jaxprune.compact.compact_model`)."""
+    del kept
+    p = variables["params"]
+    convs = range(1, len(self.widths) + 1)
+    return self.clone(
+      conv_features=tuple(p[f"conv{i}"]["bias"].size for i in convs),
+      dense_features=tuple(p[f"fc{i}"]["bias"].size for i in (1, 2)),
+    )
 
 
 class Conv2(_ConvNet):

@@ -23,6 +23,8 @@ class LeNet5(nn.Module):
 
   Attributes:
     num_classes: Number of output logits.
+    features: Filters of the two convolutions and units of the two hidden
+      dense layers (smaller after compaction).
 
   >>> import jax, jax.numpy as jnp
   >>> x = jnp.zeros((1, 28, 28, 1))
@@ -32,6 +34,7 @@ class LeNet5(nn.Module):
   """
 
   num_classes: int = 10
+  features: tuple[int, int, int, int] = (6, 16, 120, 84)
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -55,9 +58,18 @@ class LeNet5(nn.Module):
     conv = lambda n, pad, name: nn.Conv(
       n, (5, 5), padding=pad, kernel_init=_INIT, name=name
     )
-    x = nn.max_pool(nn.relu(conv(6, "SAME", "conv1")(x)), (2, 2), (2, 2))
-    x = nn.max_pool(nn.relu(conv(16, "VALID", "conv2")(x)), (2, 2), (2, 2))
+    conv1, conv2, fc1, fc2 = self.features
+    x = nn.max_pool(nn.relu(conv(conv1, "SAME", "conv1")(x)), (2, 2), (2, 2))
+    x = nn.max_pool(nn.relu(conv(conv2, "VALID", "conv2")(x)), (2, 2), (2, 2))
     x = x.reshape((x.shape[0], -1))
-    x = nn.relu(nn.Dense(120, kernel_init=_INIT, name="fc1")(x))
-    x = nn.relu(nn.Dense(84, kernel_init=_INIT, name="fc2")(x))
+    x = nn.relu(nn.Dense(fc1, kernel_init=_INIT, name="fc1")(x))
+    x = nn.relu(nn.Dense(fc2, kernel_init=_INIT, name="fc2")(x))
     return nn.Dense(self.num_classes, kernel_init=_INIT, name="fc3")(x)
+
+  def compacted(self, variables, kept) -> "LeNet5":
+    """This network with the widths of compacted `variables`
+    (`jaxprune.compact.compact_model`)."""
+    del kept
+    p = variables["params"]
+    names = ("conv1", "conv2", "fc1", "fc2")
+    return self.clone(features=tuple(p[n]["bias"].size for n in names))

@@ -14,6 +14,7 @@ class LeNet300(nn.Module):
 
   Attributes:
     num_classes: Number of output logits.
+    features: Units of the two hidden layers (smaller after compaction).
 
   >>> import jax, jax.numpy as jnp
   >>> x = jnp.zeros((1, 28, 28, 1))
@@ -23,6 +24,7 @@ class LeNet300(nn.Module):
   """
 
   num_classes: int = 10
+  features: tuple[int, int] = (300, 100)
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -34,6 +36,14 @@ class LeNet300(nn.Module):
     """
     del train
     x = x.reshape((x.shape[0], -1))
-    x = nn.relu(nn.Dense(300, kernel_init=_INIT, name="fc1")(x))
-    x = nn.relu(nn.Dense(100, kernel_init=_INIT, name="fc2")(x))
+    width1, width2 = self.features
+    x = nn.relu(nn.Dense(width1, kernel_init=_INIT, name="fc1")(x))
+    x = nn.relu(nn.Dense(width2, kernel_init=_INIT, name="fc2")(x))
     return nn.Dense(self.num_classes, kernel_init=_INIT, name="fc3")(x)
+
+  def compacted(self, variables, kept) -> "LeNet300":
+    """This network with the widths of compacted `variables`
+    (`jaxprune.compact.compact_model`)."""
+    del kept
+    p = variables["params"]
+    return self.clone(features=tuple(p[f"fc{i}"]["bias"].size for i in (1, 2)))

@@ -68,3 +68,15 @@ class VGG(nn.Module):
       x = nn.max_pool(x, (2, 2), strides=(2, 2), padding="SAME")
     x = jnp.mean(x, axis=(1, 2))
     return nn.Dense(self.num_classes, kernel_init=_INIT, name="fc")(x)
+
+  def compacted(self, variables, kept) -> "VGG":
+    """This network with the widths of compacted `variables`
+    (`jaxprune.compact.compact_model`)."""
+    del kept
+    p = variables["params"]
+    index = iter(range(1, sum(map(len, self.stages)) + 1))
+    stages = tuple(
+      tuple(p[f"conv{next(index)}"]["kernel"].shape[-1] for _ in stage)
+      for stage in self.stages
+    )
+    return self.clone(stages=stages)
