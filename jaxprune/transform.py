@@ -97,14 +97,18 @@ def _mask_state(state, masks):
   def is_params(node):
     return _param_trees(params_def, node) is not None
 
+  def mask_one(s, m):
+    if not hasattr(s, "shape"):
+      # A state laid out like the params only at the top (tuple params and
+      # a chain's tuple of states): look inside.
+      return jax.tree.map(mask, s, is_leaf=is_params)
+    return s if m is None or s.shape != m.shape else _zero(m, s)
+
   def mask(node):
     leaves = _param_trees(params_def, node)
     if leaves is None:  # a leaf of the state outside any params layout
       return node
-    out = [
-      s if m is None or getattr(s, "shape", None) != m.shape else _zero(m, s)
-      for s, m in zip(leaves, mask_leaves, strict=True)
-    ]
+    out = [mask_one(s, m) for s, m in zip(leaves, mask_leaves, strict=True)]
     return jax.tree.unflatten(params_def, out)
 
   return jax.tree.map(mask, state, is_leaf=is_params)

@@ -442,7 +442,9 @@ def test_nnx_state():
   }
   kernels = [k for k, m in leaves.items() if m is not None]
   assert len(kernels) == 2 and all("kernel" in k for k in kernels)
-  tx = jaxprune.wrap(optax.adam(1e-2), jaxprune.algorithms.random(0.75))
+  tx = jaxprune.wrap(
+    optax.adam(1e-2), jaxprune.algorithms.random(0.75), key=jax.random.key(0)
+  )
   state = tx.init(params)
   x = jnp.ones((8, IN))
 
@@ -510,3 +512,27 @@ def test_custom_pytree_node():
     np.asarray(pruned.w1)[np.asarray(masks.w1)] - 0.1,
     rtol=1e-6,
   )
+
+
+def test_tuple_params_under_a_chain_of_the_same_length():
+  # A chain's state is a tuple laid out like tuple params at the top level:
+  # the moments inside it must still be found and masked.
+  params = (
+    jax.random.normal(jax.random.key(0), (4, 6)),
+    jax.random.normal(jax.random.key(1), (6, 3)),
+  )
+  inner = optax.chain(optax.scale_by_adam(), optax.scale(-0.1))
+  tx = jaxprune.wrap(inner, jaxprune.algorithms.magnitude(0.5, step=1))
+  state = tx.init(params)
+  for _ in range(3):
+    updates, state = tx.update(params, state, params)
+    params = optax.apply_updates(params, updates)
+  masks = jaxprune.masks_of(state)
+  adam = jaxprune.inner_state(state)[0]
+  for i in range(2):
+    m = np.asarray(masks[i])
+    assert int(m.sum()) == m.size // 2
+    assert (np.asarray(params[i])[~m] == 0).all()
+    for moment in (adam.mu[i], adam.nu[i]):
+      assert (np.asarray(moment)[~m] == 0).all()
+      assert (np.asarray(moment)[m] != 0).any()

@@ -15,8 +15,9 @@ passes).
 Rounding and ties, the rules every count in jaxprune follows:
 - a leaf of n entries at sparsity s keeps `n - round(s * n)` entries, the
   product taken in float32 and rounded half to even (`jnp.round`);
-- among equal scores at the boundary, entries with the lower flat index are
-  kept (flattened row-major, leaves in pytree order for global selection).
+- among equal scores at the boundary (-0.0 equals 0.0), entries with the
+  lower flat index are kept (flattened row-major, leaves in pytree order for
+  global selection).
 """
 
 from typing import NamedTuple
