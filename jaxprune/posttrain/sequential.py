@@ -42,7 +42,8 @@ class LayerReport(NamedTuple):
     size: entries of the kernel.
     rel_error: `||W X - W' X|| / ||W X||` over the calibration inputs the
       layer saw (in sequential mode, those of the pruned blocks before it).
-    seconds: wall time of the solver on this layer.
+    seconds: wall time of the solver on this layer (compilation included
+      the first time a shape is solved in a process).
   """
 
   module: str
@@ -222,6 +223,9 @@ def prune(
     stats = calibration.calibrate(
       model, current, batches, [x.path for x in group]
     )
+    # Dispatch is asynchronous: wait here, so a layer's seconds are its
+    # solver's alone.
+    stats = jax.block_until_ready(stats)
     now = _leaves(current)
     new = {}
     for layer in group:
