@@ -42,7 +42,8 @@ class LayerReport(NamedTuple):
     size: entries of the kernel.
     rel_error: `||W X - W' X|| / ||W X||` over the calibration inputs the
       layer saw (in sequential mode, those of the pruned blocks before it).
-    seconds: wall time of the solver on this layer.
+    seconds: wall time of the solver on this layer (compilation included
+      the first time a shape is solved in a process).
   """
 
   module: str
@@ -157,7 +158,9 @@ def prune(
     params: linen variables (`{'params': ...}`) or an `nnx.State`; never
       modified.
     batches: calibration inputs, each the model's one argument (a list:
-      sequential mode passes over it once per block).
+      sequential mode passes over it once per block). Every row a layer
+      sees counts, padding tokens too: calibrate on unpadded batches
+      (fixed-length windows of text, as SparseGPT and Wanda do).
     method: 'magnitude', 'wanda', 'sparsegpt' or 'least_squares'.
     sparsity: unstructured target in [0, 1), per layer; or
     nm: `(n, m)`: keep `n` of every `m` consecutive inputs of each output.
@@ -220,6 +223,9 @@ def prune(
     stats = calibration.calibrate(
       model, current, batches, [x.path for x in group]
     )
+    # Dispatch is asynchronous: wait here, so a layer's seconds are its
+    # solver's alone.
+    stats = jax.block_until_ready(stats)
     now = _leaves(current)
     new = {}
     for layer in group:
