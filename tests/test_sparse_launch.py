@@ -76,6 +76,8 @@ def test_granet_smoke_run_ends_exactly_on_the_target(granet_run):
   for layer in ("fc1", "fc2", "fc3"):
     kernel = variables["params"][layer]["kernel"]
     assert not kernel[~masks[layer]["kernel"]].any()
+  # Every kept weight is one multiply-add per example.
+  assert run["inference_flops"] == {"dense": WEIGHTS, "effective": 5_020}
   assert run["final_step"] == 100
   # Early stopping only looks after the last pruning update (step 50).
   assert run["early_stop_step"] in (75, 100)
