@@ -409,7 +409,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   pruner = create(config.pruner)
   trainer = _trainer(config, dataset, pruner)
   variables = jax.eval_shape(trainer.init_variables, jax.random.key(0))
-  jax.eval_shape(trainer.tx.init, variables["params"])  # optimizer args
+  init = trainer.wrapped(jax.random.key(0)).init
+  jax.eval_shape(init, variables["params"])  # optimizer args
   wd.check_config(workdir, config)
   steps = config.train.steps
   log = wd.MetricsLog(workdir, ("seed", "step"))

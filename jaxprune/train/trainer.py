@@ -219,8 +219,10 @@ class Trainer:
     inner = optax.inject_hyperparams(optimizer)(
       learning_rate=float(self._schedule(0))
     )
-    self._wrap = lambda key: wrap(inner, pruner, key=key)
-    self.tx = self._wrap(None)
+    # `wrapped(key)`: the wrapped optimizer whose `init` draws the initial
+    # masks from `key`; `self.tx` (no key) serves every state's update.
+    self.wrapped = lambda key: wrap(inner, pruner, key=key)
+    self.tx = self.wrapped(None)
     self.layout = layout(
       parallel, batch_size, devices=devices, shard_params=shard_params
     )
@@ -292,7 +294,7 @@ class Trainer:
     # The key is given before the state is built: `init` draws random masks
     # from it. Only `init` reads the key `wrap` holds, so the compiled
     # step of `self.tx` serves states made with any key.
-    opt_state = self._wrap(key).init(params)
+    opt_state = self.wrapped(key).init(params)
     if masks is not None:
       opt_state = set_masks(opt_state, masks)
     return TrainState(
