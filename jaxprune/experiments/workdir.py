@@ -48,6 +48,10 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
   return out
 
 
+PER_HOST = "distributed.process_id"
+"""The one config key that differs between the hosts of one run."""
+
+
 def check_config(workdir: str, config: Any) -> None:
   """Records `config` in `workdir`, or checks it matches the recorded one.
 
@@ -67,9 +71,13 @@ def check_config(workdir: str, config: Any) -> None:
     return
   with open(path) as f:
     old = json.load(f)
-  if old == new:
-    return
   a, b = _flatten(old), _flatten(new)
+  # Each host of a multi-host run has its own id; the first host records
+  # its config, the others check theirs against it.
+  for flat in (a, b):
+    flat.pop(PER_HOST, None)
+  if a == b:
+    return
   diff = [
     f"{k}: {a.get(k, '<missing>')!r} -> {b.get(k, '<missing>')!r}"
     for k in sorted(set(a) | set(b))
