@@ -1,0 +1,399 @@
+"""Post-training solvers: one layer's kernel and statistics -> (kernel, mask).
+
+Every solver is a pure function of a kernel in flax layout (the first
+`n_in` axes are the inputs it contracts, the rest its outputs: `(in, out)`
+for Dense, `(in, heads, head_dim)` or `(heads, head_dim, out)` for
+DenseGeneral, `(kh, kw, c_in, c_out)` for Conv) and of the layer's
+calibration `Stats`. Internally the kernel is a matrix `W` of shape
+`(outputs, inputs)`, rows being outputs, as in the SparseGPT and Wanda
+papers; the inputs of a conv kernel are its patches flattened as
+`(kh, kw, c_in)`, the order `calibration` builds its patches in.
+
+Targets are an unstructured `sparsity` or `nm=(n, m)`: keep `n` of every `m`
+consecutive inputs of each row. Counts are exact and follow jaxprune's
+rule (`jaxprune.core.selection`): a group of `k` entries at sparsity `s`
+keeps `k - round(s * k)`; ties keep the lower index. `magnitude` and
+SparseGPT pool the whole layer; Wanda and `least_squares` count per row.
+"""
+
+import functools
+import inspect
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxprune.core.selection import kept_count, nm_mask, topk_mask
+
+
+class Stats(NamedTuple):
+  """What a layer's calibration inputs `x_t` (rows of length `d_in`) leave.
+
+  Attributes:
+    gram: `sum_t x_t x_t^T`, shape `(d_in, d_in)`, float32. Its diagonal
+      holds the per-input squared norms Wanda needs; SparseGPT's Hessian is
+      `2 / count * gram`.
+    count: number of rows `x_t` summed (a float32 scalar).
+  """
+
+  gram: jax.Array
+  count: jax.Array
+
+  @property
+  def hessian(self) -> jax.Array:
+    """`H = (2 / n) sum_t x_t x_t^T`."""
+    return 2.0 * self.gram / jnp.maximum(self.count, 1.0)
+
+  @property
+  def sq_norms(self) -> jax.Array:
+    """`||X_j||^2` summed over all rows, per input `j`."""
+    return jnp.diagonal(self.gram)
+
+
+def to_matrix(kernel: jax.Array, n_in: int) -> jax.Array:
+  """The kernel as `W`, `(outputs, inputs)`, float32.
+
+  >>> to_matrix(jnp.zeros((3, 3, 2, 5)), 3).shape
+  (5, 18)
+  """
+  d_in = int(np.prod(kernel.shape[:n_in]))
+  return kernel.reshape(d_in, -1).T.astype(jnp.float32)
+
+
+def from_matrix(w: jax.Array, like: jax.Array) -> jax.Array:
+  """Inverse of `to_matrix`, in `like`'s shape (and dtype, unless `w` is a
+  bool mask)."""
+  dtype = bool if w.dtype == jnp.bool_ else like.dtype
+  return w.T.reshape(like.shape).astype(dtype)
+
+
+def check_target(
+  sparsity: float | None, nm: tuple[int, int] | None, d_in: int | None = None
+) -> None:
+  """Raises ValueError unless exactly one of `sparsity` in [0, 1) and
+  `nm=(n, m)` with `0 <= n <= m` (and `m` dividing `d_in`) is given.
+
+  >>> check_target(1.0, None)
+  Traceback (most recent call last):
+  ...
+  ValueError: sparsity=1.0: expected a fraction in [0, 1)
+  """
+  if (sparsity is None) == (nm is None):
+    raise ValueError(
+      f"sparsity={sparsity!r}, nm={nm!r}: give exactly one of them"
+    )
+  if sparsity is not None:
+    if not 0.0 <= float(sparsity) < 1.0:
+      raise ValueError(f"sparsity={sparsity!r}: expected a fraction in [0, 1)")
+    return
+  if len(nm) != 2 or not 0 <= int(nm[0]) <= int(nm[1]) or int(nm[1]) < 1:
+    raise ValueError(f"nm={nm!r}: expected (n, m) with 0 <= n <= m, m >= 1")
+  if d_in is not None and d_in % int(nm[1]):
+    raise ValueError(
+      f"nm={tuple(nm)!r}: m={nm[1]} does not divide the layer's input width "
+      f"{d_in}"
+    )
+
+
+def _select(scores, sparsity, nm, per_row):
+  """Mask keeping the best `scores` (`(out, in)`) for the target."""
+  if nm is not None:
+    return nm_mask(scores, int(nm[0]), int(nm[1]), axis=-1)
+  if per_row:
+    k = kept_count(scores.shape[1], sparsity)
+    return jax.vmap(lambda row: topk_mask(row, k))(scores)
+  return topk_mask(scores, kept_count(scores.size, sparsity))
+
+
+def _checked(solver):
+  """`solver` jitted (target and layout static), its target checked first."""
+  static = ("sparsity", "nm", "n_in", "per_row")
+  taken = inspect.signature(solver).parameters
+  jitted = jax.jit(solver, static_argnames=[a for a in static if a in taken])
+
+  @functools.wraps(solver)
+  def run(kernel, stats=None, *, sparsity=None, nm=None, n_in=1, **kw):
+    if kw.get("mask") is None:
+      check_target(sparsity, nm, int(np.prod(np.shape(kernel)[:n_in])))
+    nm = None if nm is None else (int(nm[0]), int(nm[1]))
+    sparsity = None if sparsity is None else float(sparsity)
+    return jitted(kernel, stats, sparsity=sparsity, nm=nm, n_in=n_in, **kw)
+
+  return run
+
+
+@_checked
+def magnitude(
+  kernel: jax.Array,
+  stats: Stats | None = None,
+  *,
+  sparsity: float | None = None,
+  nm: tuple[int, int] | None = None,
+  n_in: int = 1,
+  per_row: bool = False,
+) -> tuple[jax.Array, jax.Array]:
+  """Keeps the largest |W|, over the whole layer or within each output row.
+
+  `stats` is not read (accepted so that every solver has one signature).
+
+  >>> w = jnp.array([[1.0, -4.0], [2.0, 0.5]])
+  >>> magnitude(w, sparsity=0.5)[1]
+  Array([[False,  True],
+         [ True, False]], dtype=bool)
+  """
+  del stats
+  w = to_matrix(kernel, n_in)
+  mask = _select(jnp.abs(w), sparsity, nm, per_row)
+  return from_matrix(w * mask, kernel), from_matrix(mask, kernel)
+
+
+@_checked
+def wanda(
+  kernel: jax.Array,
+  stats: Stats,
+  *,
+  sparsity: float | None = None,
+  nm: tuple[int, int] | None = None,
+  n_in: int = 1,
+) -> tuple[jax.Array, jax.Array]:
+  """Wanda: keeps the largest `|W_ij| * ||X_j||` within each output row.
+
+  >>> w = jnp.array([[1.0, -4.0], [2.0, 0.5]])
+  >>> stats = Stats(jnp.diag(jnp.array([100.0, 1.0])), jnp.float32(4))
+  >>> wanda(w, stats, sparsity=0.5)[1]  # input 0 wins in both outputs
+  Array([[ True,  True],
+         [False, False]], dtype=bool)
+  """
+  w = to_matrix(kernel, n_in)
+  norms = jnp.sqrt(jnp.maximum(stats.sq_norms, 0.0))
+  mask = _select(jnp.abs(w) * norms[None, :], sparsity, nm, per_row=True)
+  return from_matrix(w * mask, kernel), from_matrix(mask, kernel)
+
+
+def _dead_fixed(w, h):
+  """Inputs that never fired: `H_jj = 1` and weights zeroed (SparseGPT)."""
+  dead = jnp.diagonal(h) == 0
+  h = h + jnp.diag(dead.astype(h.dtype))
+  return jnp.where(dead[None, :], 0.0, w), h
+
+
+def _damped(h, damping):
+  return h + damping * jnp.mean(jnp.diagonal(h)) * jnp.eye(h.shape[0])
+
+
+def _inverse_factor(h):
+  """Upper Cholesky factor `U` of `H^-1` (`H^-1 = U^T U`)."""
+  lower = jnp.linalg.cholesky(h)
+  eye = jnp.eye(h.shape[0], dtype=h.dtype)
+  inverse = jax.scipy.linalg.cho_solve((lower, True), eye)
+  return jnp.linalg.cholesky(inverse).T
+
+
+@functools.partial(
+  jax.jit, static_argnames=("sparsity", "nm", "block_size", "damping")
+)
+def _sparsegpt(w, h, mask, *, sparsity, nm, block_size, damping):
+  w, h = _dead_fixed(w, h)
+  u = _inverse_factor(_damped(h, damping))
+  finite = jnp.all(jnp.isfinite(u))
+  rows, cols = w.shape
+  group = 1 if nm is None else int(nm[1])
+  masks = []
+  for start in range(0, cols, block_size):
+    end = min(start + block_size, cols)
+    w1, u1 = w[:, start:end], u[start:end, start:end]
+    d = jnp.diagonal(u1)
+    if mask is not None:
+      keep1 = mask[:, start:end]
+    elif nm is None:
+      # Pruned counts per block telescope to round(s * size) for the layer.
+      pruned = round(sparsity * rows * end) - round(sparsity * rows * start)
+      keep1 = topk_mask((w1 / d) ** 2, rows * (end - start) - pruned)
+    else:
+      keep1 = jnp.ones_like(w1, dtype=bool)
+
+    def step(g, carry, u1=u1, d=d):
+      # `group` columns: for N:M their mask is chosen first, from the
+      # weights as compensated so far; then each column is quantized to
+      # its mask and the error spread over the later columns of the block
+      # (u1 is upper triangular, so the outer product leaves earlier ones
+      # alone and sets column j to its pruned value).
+      w1, keep1, err1 = carry
+      lo = g * group
+      if nm is not None and mask is None:
+        wg = jax.lax.dynamic_slice_in_dim(w1, lo, group, axis=1)
+        dg = jax.lax.dynamic_slice_in_dim(d, lo, group)
+        chosen = nm_mask((wg / dg) ** 2, int(nm[0]), group, axis=-1)
+        keep1 = jax.lax.dynamic_update_slice_in_dim(keep1, chosen, lo, axis=1)
+      for i in range(group):
+        j = lo + i
+        col = jax.lax.dynamic_index_in_dim(w1, j, axis=1, keepdims=False)
+        kept = jax.lax.dynamic_index_in_dim(keep1, j, axis=1, keepdims=False)
+        err = jnp.where(kept, 0.0, col) / d[j]
+        w1 = w1 - err[:, None] * u1[j][None, :]
+        err1 = jax.lax.dynamic_update_index_in_dim(err1, err, j, axis=1)
+      return w1, keep1, err1
+
+    err1 = jnp.zeros_like(w1)
+    w1, keep1, err1 = jax.lax.fori_loop(
+      0, (end - start) // group, step, (w1, keep1, err1)
+    )
+    w = w.at[:, start:end].set(jnp.where(keep1, w1, 0.0))
+    if end < cols:
+      w = w.at[:, end:].add(-err1 @ u[start:end, end:])
+    masks.append(keep1)
+  return w, jnp.concatenate(masks, axis=1), finite
+
+
+def needed_damping(hessian: jax.Array) -> float:
+  """Damping, as a fraction of mean(diag H), that makes the Cholesky of
+  `H + damping * mean(diag H) * I` safe in float32 (smallest eigenvalue
+  at least 1e-3 of the mean diagonal), computed in float64 numpy."""
+  h = np.asarray(hessian, np.float64)
+  dead = np.diagonal(h) == 0
+  h = h + np.diag(dead.astype(np.float64))
+  scale = np.mean(np.diagonal(h))
+  smallest = np.linalg.eigvalsh(h)[0]
+  return float(max(0.0, -smallest / scale) + 1e-3)
+
+
+def sparsegpt(
+  kernel: jax.Array,
+  stats: Stats,
+  *,
+  sparsity: float | None = None,
+  nm: tuple[int, int] | None = None,
+  n_in: int = 1,
+  mask: jax.Array | None = None,
+  damping: float = 0.01,
+  block_size: int = 128,
+) -> tuple[jax.Array, jax.Array]:
+  """SparseGPT (Frantar & Alistarh 2023): prune and compensate column by
+  column through the inverse Hessian.
+
+  Dead inputs (`H_jj = 0`) get `H_jj = 1` and zero weights; `H` is damped
+  by `damping * mean(diag H)`; the upper Cholesky factor `U` of `H^-1`
+  drives the updates. Columns go in blocks of `block_size`: an
+  unstructured mask is chosen once per block from `w^2 / U_jj^2` pooled
+  over its rows (each block prunes its share, so the layer prunes exactly
+  `round(s * size)`); an N:M mask every `m` columns, per row, from the
+  weights as updated so far. Each column's error `(w - q) / U_jj` updates
+  the rest of its block at once, and the block's errors the later columns
+  in one matrix product (the lazy update). The loop over columns is a
+  `lax.fori_loop`, one per block; the function is jitted and float32.
+
+  Args:
+    kernel: the layer's kernel, flax layout, first `n_in` axes the inputs.
+    stats: the layer's calibration statistics.
+    sparsity: unstructured target in [0, 1); or
+    nm: `(n, m)`, keep `n` of every `m` consecutive inputs per output.
+    n_in: leading kernel axes that are inputs.
+    mask: a given mask (kernel's shape); then only the weights are updated.
+    damping: fraction of mean(diag H) added to the diagonal.
+    block_size: columns per block.
+
+  Returns:
+    `(new_kernel, mask)`, the kernel zero where the mask is False.
+
+  Raises:
+    ValueError: for a bad target, or when a Cholesky factorization fails
+      (naming the damping that would be needed). Under `jax.jit` nothing
+      can be checked: a failure then shows as NaN weights.
+
+  >>> w = jnp.array([[1.0, 0.1], [0.2, 1.0]])
+  >>> x = jnp.array([[1.0, 1.0], [1.0, -1.0], [2.0, 1.0]])
+  >>> new, mask = sparsegpt(w, Stats(x.T @ x, jnp.float32(3)), sparsity=0.5)
+  >>> mask
+  Array([[ True, False],
+         [False,  True]], dtype=bool)
+  """
+  w = to_matrix(kernel, n_in)
+  if mask is None:
+    check_target(sparsity, nm, w.shape[1])
+  else:
+    mask = to_matrix(mask, n_in).astype(bool)
+  nm = None if nm is None else (int(nm[0]), int(nm[1]))
+  if nm is not None and block_size % nm[1]:
+    raise ValueError(f"block_size={block_size} must be a multiple of m={nm[1]}")
+  new, keep, finite = _sparsegpt(
+    w,
+    stats.hessian,
+    mask,
+    sparsity=None if sparsity is None else float(sparsity),
+    nm=nm,
+    block_size=block_size,
+    damping=float(damping),
+  )
+  if not isinstance(finite, jax.core.Tracer) and not bool(finite):
+    raise ValueError(
+      f"SparseGPT: the Cholesky factorization failed at damping={damping}; "
+      f"damping >= {needed_damping(stats.hessian):.3g} (a fraction of "
+      "mean(diag H)) would be needed"
+    )
+  return from_matrix(new, kernel), from_matrix(keep, kernel)
+
+
+@_checked
+def least_squares(
+  kernel: jax.Array,
+  stats: Stats,
+  *,
+  sparsity: float | None = None,
+  nm: tuple[int, int] | None = None,
+  n_in: int = 1,
+  mask: jax.Array | None = None,
+) -> tuple[jax.Array, jax.Array]:
+  """The optimum a mask allows: each output row's kept weights solve
+  `min ||X^T w'_S - X^T w||^2` exactly (normal equations `G_SS w'_S =
+  (G w)_S` with `G` the calibration Gram matrix; a pseudo-inverse when
+  `G_SS` is singular). The mask is `mask`, or Wanda's for the target.
+
+  One `(d_in, d_in)` system per output row: for small layers.
+
+  >>> w = jnp.array([[1.0], [1.0]])  # 2 inputs, 1 output
+  >>> x = jnp.array([[1.0, 1.0], [2.0, 2.0]])  # the inputs are always equal
+  >>> least_squares(w, Stats(x.T @ x, jnp.float32(2)), sparsity=0.5)[0]
+  Array([[2.],
+         [0.]], dtype=float32)
+  """
+  w = to_matrix(kernel, n_in)
+  if mask is None:
+    _, mask = wanda(kernel, stats, sparsity=sparsity, nm=nm, n_in=n_in)
+  keep = to_matrix(mask, n_in) > 0
+  g = stats.gram.astype(jnp.float32)
+  eye = jnp.eye(g.shape[0], dtype=g.dtype)
+
+  def row(wr, kr):
+    # Kept block of G on the kept entries, identity on the pruned ones.
+    a = jnp.where(kr[:, None] & kr[None, :], g, 0.0) + jnp.diag(~kr) * eye
+    b = jnp.where(kr, g @ wr, 0.0)
+    return jnp.where(kr, jnp.linalg.pinv(a, hermitian=True) @ b, 0.0)
+
+  new = jax.vmap(row)(w, keep)
+  return from_matrix(new, kernel), from_matrix(keep, kernel)
+
+
+def relative_error(
+  kernel: jax.Array, new_kernel: jax.Array, stats: Stats, n_in: int = 1
+) -> jax.Array:
+  """`||W X - W' X|| / ||W X||` over the calibration rows, from the Gram
+  matrix: `sqrt(tr(D G D^T) / tr(W G W^T))` with `D = W - W'`.
+
+  >>> g = Stats(jnp.eye(2), jnp.float32(2))
+  >>> float(relative_error(jnp.array([[3.0], [4.0]]), jnp.zeros((2, 1)), g))
+  1.0
+  """
+  w, d = to_matrix(kernel, n_in), to_matrix(kernel - new_kernel, n_in)
+  num = jnp.sum((d @ stats.gram) * d)
+  den = jnp.sum((w @ stats.gram) * w)
+  return jnp.sqrt(jnp.maximum(num, 0.0) / jnp.maximum(den, 1e-30))
+
+
+METHODS = {
+  "magnitude": magnitude,
+  "wanda": wanda,
+  "sparsegpt": sparsegpt,
+  "least_squares": least_squares,
+}
+"""Solvers by the method name `jaxprune.posttrain.prune` takes."""
