@@ -190,9 +190,9 @@ def fold_in(
   >>> k = jnp.array([[1.0], [2.0]])
   >>> x = jnp.array([[1.0, 2.0], [2.0, 4.0], [3.0, 6.0]])  # x_1 = 2 x_0
   >>> a = jnp.concatenate([x, jnp.ones((3, 1))], 1)
-  >>> k2, b2 = fold_in(k, jnp.zeros(1), a.T @ a, [True, False], ridge=0.0)
+  >>> k2, b2 = fold_in(k, jnp.ones(1), a.T @ a, [True, False], ridge=0.0)
   >>> k2.round(4).tolist(), b2.round(4).tolist()
-  ([[5.0], [0.0]], [0.0])
+  ([[5.0], [0.0]], [1.0])
   """
   kernel = np.asarray(kernel, np.float64)
   keep = _check("fold_in", keep, kernel.shape[0])
