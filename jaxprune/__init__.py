@@ -4,6 +4,7 @@ composed into optax."""
 from jaxprune import algorithms as algorithms
 from jaxprune.api import create as create
 from jaxprune.api import prune as prune
+from jaxprune.compact.flops import flops as flops
 from jaxprune.core.policy import Policy as Policy
 from jaxprune.core.summary import summary as summary
 from jaxprune.core.tree import apply_masks as apply_masks
