@@ -6,8 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxprune.compact import Units, find_groups
+from jaxprune.compact import Units, compact_model, find_groups, unit_masks
+from jaxprune.core.tree import apply_masks
 from jaxprune.models.bert import BertEncoder
+from jaxprune.posttrain import reconstruct as rc
 from jaxprune.posttrain import unit_scores as us
 
 
@@ -153,3 +155,22 @@ def test_bad_inputs_are_named():
   qk = Units(find_groups(apply, v2, batch).select(r"key/kernel \(\+1"), {})
   with pytest.raises(ValueError, match="has no layer reading its units"):
     us.activation(apply, v2, qk, [batch])
+
+
+@pytest.mark.parametrize("method", ["none", "liar"])
+def test_reconstructed_bert_compacts_to_the_masked_model(method):
+  model, v, apply, batch = _bert()
+  units = find_groups(apply, v, batch)
+  groups = Units((*_heads(units), *units.select("intermediate")), {})
+  masks = us.select(v, groups, us.scores("magnitude", v, groups), 0.5)
+  v = rc.reconstruct(apply, v, masks, units, [batch], method)
+  small_model, small = compact_model(model, v, masks, *batch)
+  assert small_model.layer_heads == (1,) and small_model.layer_ffn == (8,)
+  assert small["params"]["layer0"]["attention"]["out"]["kernel"].shape == (
+    1,
+    4,
+    8,
+  )
+  masked = apply(apply_masks(v, unit_masks(v, masks, units)), batch)
+  compacted = small_model.apply(small, *batch, method="embed")
+  np.testing.assert_allclose(compacted, masked, atol=1e-5)
