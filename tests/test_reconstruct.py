@@ -54,6 +54,27 @@ def test_fold_in_equals_the_direct_least_squares_fit_of_the_outputs():
   np.testing.assert_allclose(k3, k2, atol=1e-3)
 
 
+def test_ridge_fold_in_is_the_direct_fit_penalising_the_kept_weights():
+  rng = np.random.default_rng(5)
+  x = _correlated(rng, 60, 6)
+  w, b = rng.normal(size=(6, 3)), rng.normal(size=3)
+  keep = np.array([1, 0, 1, 0, 1, 1], bool)
+  k2, b2 = rc.fold_in(w, b, _augmented_gram(x), keep, ridge=0.1)
+  # min ||x w + b - [x_S 1] [V; c]||^2 + lam ||V - w_S||^2, as one stacked
+  # least-squares problem; lam = ridge * mean squared kept feature.
+  lam = 0.1 * np.mean(np.sum(x[:, keep] ** 2, axis=0))
+  s = int(keep.sum())
+  design = np.concatenate([x[:, keep], np.ones((60, 1))], axis=1)
+  penalty = np.sqrt(lam) * np.eye(s + 1)[:s]
+  coef = np.linalg.lstsq(
+    np.concatenate([design, penalty]),
+    np.concatenate([x @ w + b, np.sqrt(lam) * w[keep]]),
+    rcond=None,
+  )[0]
+  np.testing.assert_allclose(k2[keep], coef[:-1], rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(b2, coef[-1], rtol=1e-4, atol=1e-4)
+
+
 def test_fold_in_without_bias_fits_no_intercept():
   rng = np.random.default_rng(2)
   x = _correlated(rng, 100, 5)
