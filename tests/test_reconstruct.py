@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from jaxprune.compact import find_groups
+from jaxprune.core.tree import path_str
 from jaxprune.posttrain import reconstruct as rc
 
 
@@ -167,3 +168,38 @@ def test_bad_inputs_are_named():
     rc.fold_in(w, None, np.eye(3), [True] * 3)
   with pytest.raises(ValueError, match=r"in \[0, 2\)"):
     rc.rescale(w, g, [0, 1, 2], [True, False])
+
+
+def test_conv_reader_is_reconstructed_over_its_patches():
+  model = nn.Sequential(
+    [nn.Conv(6, (3, 3)), nn.relu, nn.Conv(3, (3, 3), use_bias=False)]
+  )
+  rng = np.random.default_rng(6)
+  base = rng.normal(size=(4, 6, 6, 1))
+  batches = [
+    (
+      base * rng.normal(size=(1, 1, 1, 2)) + 0.1 * rng.normal(size=(4, 6, 6, 2))
+    ).astype(np.float32)
+    for _ in range(3)
+  ]
+  v = model.init(jax.random.key(2), batches[0])
+  units = find_groups(model.apply, v, batches[0][:1])
+  keep = np.array([1, 0, 1, 0, 1, 1], bool)
+  masks = jax.tree.map_with_path(
+    lambda p, x: (
+      jnp.broadcast_to(jnp.asarray(keep), x.shape)
+      if path_str(p) == "params/layers_0/kernel"
+      else None
+    ),
+    v,
+  )
+  x = np.concatenate(batches)
+  dense = model.apply(v, x)
+  errors = {}
+  for method in rc.METHODS:
+    out = rc.reconstruct(model.apply, v, masks, units, batches, method)
+    np.testing.assert_array_equal(
+      out["params"]["layers_2"]["kernel"][:, :, ~keep], 0
+    )
+    errors[method] = float(jnp.linalg.norm(model.apply(out, x) - dense))
+  assert errors["liar"] < errors["rescale"] < errors["none"], errors
