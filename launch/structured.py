@@ -28,7 +28,8 @@ def main(argv: list[str]) -> None:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
-  structured.run(_CONFIG.value, _WORKDIR.value)
+  results = structured.run(_CONFIG.value, _WORKDIR.value)
+  print(structured.table(results["records"]))
   print(f"results: {os.path.join(_WORKDIR.value, structured.RESULTS)}")
 
 

@@ -81,6 +81,36 @@ def _latency(calls: list[tuple], repeats: int) -> list[float]:
   return [float(np.median(t)) for t in times]
 
 
+def table(records: list[dict]) -> str:
+  """A markdown table of the records: one row per case and score, cosine
+  / accuracy per method, then the compacted model's size and speed."""
+  dense = next(r for r in records if r["case"] == "dense")
+  rows = {}
+  for r in records:
+    if r["case"] != "dense":
+      rows.setdefault((r["case"], r["score"]), {})[r["method"]] = r
+  methods = ("none", "rescale", "liar")
+  lines = [
+    "| case | score | "
+    + " | ".join(f"{m} cos / acc" for m in methods)
+    + " | params | speed-up |",
+    "|---" * (len(methods) + 4) + "|",
+    f"| dense | - | 1.000 / {dense['accuracy']:.3f} | | | "
+    f"{dense['params'] / 1e6:.2f}M | 1.00 |",
+  ]
+  for (case, score), by in rows.items():
+    cells = [
+      f"{by[m]['cosine']:.3f} / {by[m]['accuracy']:.3f}" if m in by else "-"
+      for m in methods
+    ]
+    any_r = next(iter(by.values()))
+    lines.append(
+      f"| {case} | {score} | {' | '.join(cells)} | "
+      f"{any_r['params'] / 1e6:.2f}M | {any_r['speedup']:.2f} |"
+    )
+  return "\n".join(lines)
+
+
 def run(config: Any, workdir: str) -> dict:
   """Runs every (case, score, method) of `config`; returns the results."""
   os.makedirs(workdir, exist_ok=True)
