@@ -35,3 +35,32 @@ def test_cases_choose_each_layers_heads_or_ffn_neurons():
     "params/layer0/intermediate/kernel",
     "params/layer1/intermediate/kernel",
   ]
+
+
+def test_table_has_one_row_per_case_and_score():
+  records = [
+    {
+      "case": "dense",
+      "score": "-",
+      "method": "-",
+      "accuracy": 0.9,
+      "params": 2e6,
+    },
+    *(
+      {
+        "case": "ffn50",
+        "score": "fisher",
+        "method": m,
+        "cosine": c,
+        "accuracy": a,
+        "params": 1e6,
+        "speedup": 1.5,
+      }
+      for m, c, a in (("none", 0.5, 0.6), ("liar", 0.75, 0.8))
+    ),
+  ]
+  lines = structured.table(records).splitlines()
+  assert lines[2] == "| dense | - | 1.000 / 0.900 | | | 2.00M | 1.00 |"
+  assert lines[3] == (
+    "| ffn50 | fisher | 0.500 / 0.600 | - | 0.750 / 0.800 | 1.00M | 1.50 |"
+  )
