@@ -1,6 +1,8 @@
 """The MiniLM structured experiment's helpers (the run itself is in
 docs/results/structured.md: minutes, not a unit test)."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -30,6 +32,8 @@ def test_cases_choose_each_layers_heads_or_ffn_neurons():
   heads, fractions = structured._groups(units, 0.5, 0.0)
   assert [g.size for g in heads.groups] == [2, 2]
   assert set(fractions.values()) == {0.5}
+  for pattern, group in zip(fractions, heads.groups, strict=True):
+    assert [g for g in units.groups if re.search(pattern, g.name)] == [group]
   ffn, _ = structured._groups(units, 0.0, 0.25)
   assert [g.name for g in ffn.groups] == [
     "params/layer0/intermediate/kernel",

@@ -15,6 +15,7 @@ finish, so a rerun resumes; `results.json` holds them all at the end.
 """
 
 import os
+import re
 import time
 from typing import Any
 
@@ -51,16 +52,17 @@ def _packed(tokens: dict, length: int) -> dict:
 
 
 def _groups(units: Units, heads: float, ffn: float) -> tuple[Units, dict]:
-  """The head and FFN groups of each layer, and their fractions."""
+  """The head and FFN groups of each layer, and a fraction for each
+  (keyed by a pattern matching exactly its name)."""
   chosen, fractions = [], {}
   for g in units.groups:
     reads = {(m.path.rsplit("/", 2)[-2], m.axis) for m in g.members}
     if ("out", 0) in reads and heads > 0:
       chosen.append(g)
-      fractions[g.name] = heads
+      fractions[f"^{re.escape(g.name)}$"] = heads
     elif ("output", 0) in reads and ffn > 0:
       chosen.append(g)
-      fractions[g.name] = ffn
+      fractions[f"^{re.escape(g.name)}$"] = ffn
   return Units(tuple(chosen), units.fixed), fractions
 
 
