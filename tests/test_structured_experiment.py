@@ -59,12 +59,14 @@ def test_table_has_one_row_per_case_and_score():
         "accuracy": a,
         "params": 1e6,
         "speedup": 1.5,
+        "flop_ratio": 2.0,
       }
       for m, c, a in (("none", 0.5, 0.6), ("liar", 0.75, 0.8))
     ),
   ]
   lines = structured.table(records).splitlines()
-  assert lines[2] == "| dense | - | 1.000 / 0.900 | | | 2.00M | 1.00 |"
+  assert lines[2] == "| dense | - | 1.000 / 0.900 | | | 2.00M | 1.00 | 1.00 |"
   assert lines[3] == (
-    "| ffn50 | fisher | 0.500 / 0.600 | - | 0.750 / 0.800 | 1.00M | 1.50 |"
+    "| ffn50 | fisher | 0.500 / 0.600 | - | 0.750 / 0.800 | 1.00M | 2.00 "
+    "| 1.50 |"
   )

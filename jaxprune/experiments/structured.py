@@ -24,7 +24,13 @@ import jax.numpy as jnp
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from jaxprune.compact import Units, compact_model, find_groups, unit_masks
+from jaxprune.compact import (
+  Units,
+  compact_model,
+  find_groups,
+  flops,
+  unit_masks,
+)
 from jaxprune.core.tree import apply_masks
 from jaxprune.data import text
 from jaxprune.experiments import workdir as wd
@@ -70,6 +76,12 @@ def _count(tree: Any) -> int:
   return int(sum(np.size(x) for x in jax.tree.leaves(tree)))
 
 
+def _macs(model, variables, batch) -> int:
+  """Multiply-adds of the encoder on `batch` (`jaxprune.flops`)."""
+  apply = lambda v, b: model.apply(v, *b)
+  return flops(apply, variables, None, tuple(map(jnp.asarray, batch))).dense
+
+
 def _latency(calls: list[tuple], repeats: int) -> list[float]:
   """Median seconds of each `(fn, args)`, calls interleaved."""
   for f, args in calls:
@@ -85,7 +97,8 @@ def _latency(calls: list[tuple], repeats: int) -> list[float]:
 
 def table(records: list[dict]) -> str:
   """A markdown table of the records: one row per case and score, cosine
-  / accuracy per method, then the compacted model's size and speed."""
+  / accuracy per method, then the compacted model's size, FLOP ratio
+  (dense / compacted multiply-adds) and measured speed-up."""
   dense = next(r for r in records if r["case"] == "dense")
   rows = {}
   for r in records:
@@ -95,10 +108,10 @@ def table(records: list[dict]) -> str:
   lines = [
     "| case | score | "
     + " | ".join(f"{m} cos / acc" for m in methods)
-    + " | params | speed-up |",
-    "|---" * (len(methods) + 4) + "|",
+    + " | params | FLOP ratio | speed-up |",
+    "|---" * (len(methods) + 5) + "|",
     f"| dense | - | 1.000 / {dense['accuracy']:.3f} | | | "
-    f"{dense['params'] / 1e6:.2f}M | 1.00 |",
+    f"{dense['params'] / 1e6:.2f}M | 1.00 | 1.00 |",
   ]
   for (case, score), by in rows.items():
     cells = [
@@ -108,7 +121,8 @@ def table(records: list[dict]) -> str:
     any_r = next(iter(by.values()))
     lines.append(
       f"| {case} | {score} | {' | '.join(cells)} | "
-      f"{any_r['params'] / 1e6:.2f}M | {any_r['speedup']:.2f} |"
+      f"{any_r['params'] / 1e6:.2f}M | "
+      f"{any_r.get('flop_ratio', float('nan')):.2f} | {any_r['speedup']:.2f} |"
     )
   return "\n".join(lines)
 
@@ -229,6 +243,8 @@ def run(config: Any, workdir: str) -> dict:
             "dense_ms": 1e3 * dense_s,
             "compact_ms": 1e3 * small_s,
             "speedup": dense_s / small_s,
+            "flop_ratio": _macs(model, variables, test_b[0])
+            / _macs(small_model, small_vars, test_b[0]),
           }
         log.write({**record, **small})
         print(
