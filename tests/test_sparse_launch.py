@@ -50,6 +50,8 @@ def test_granet_smoke_run_ends_exactly_on_the_target(granet_run):
   assert (run["seed"], run["kept"], run["size"]) == (0, 5_020, WEIGHTS)
   assert run["sparsity"] == 1 - 5_020 / WEIGHTS
   assert sum(r["kept"] for r in run["layers"].values()) == 5_020
+  # Every kept weight is one multiply-add per example.
+  assert run["inference_flops"] == {"dense": WEIGHTS, "effective": 5_020}
   assert run["final_step"] == 100
   # Early stopping only looks after the last pruning update (step 50).
   assert run["early_stop_step"] in (75, 100)

@@ -1,8 +1,9 @@
 """From structured masks to the variables of a physically smaller network.
 
 A unit (`groups.py`) is removed when every kernel that computes it prunes
-its slice: the output column of a dense kernel, the output channel of a
-convolution (`jaxprune.Channel` masks are exactly these). Removing it
+its slice (a kernel without a mask prunes nothing): the output column of
+a dense kernel, the output channel of a convolution (`jaxprune.Channel`
+masks are exactly these). Removing it
 deletes every slice it owns: those columns, its bias and normalisation
 entries, and the rows of the kernels that read it. The smaller network
 computes what the masked one computes once the masks cover the whole unit,
@@ -55,11 +56,10 @@ def kept_units(variables: Params, masks: Masks, units: Units) -> list:
     removed = np.zeros(group.size, int)
     where = defaultdict(list)
     for member in group.producers:
+      # A kernel without a mask keeps all its units.
       keep = votes.get((member.path, member.axis))
-      if keep is None:
-        continue
       for u, indices in enumerate(member.indices):
-        k = bool(keep[list(indices)].all())
+        k = keep is None or bool(keep[list(indices)].all())
         kept[u] += k
         removed[u] += not k
         where[(u, k)].append(member.path)

@@ -25,7 +25,7 @@ import jax
 import numpy as np
 
 from jaxprune.compact.program import trace
-from jaxprune.core.tree import path_str
+from jaxprune.core.tree import check_masks, path_str
 from jaxprune.core.types import Masks, Params
 
 
@@ -66,6 +66,9 @@ def flops(
   Returns:
     Per-layer and total multiply-adds.
 
+  Raises:
+    ValueError: if `masks` does not match `params` (naming the leaf).
+
   >>> import jax, jax.numpy as jnp
   >>> from jaxprune.models import LeNet300
   >>> model, x = LeNet300(), jnp.zeros((1, 28, 28, 1))
@@ -76,6 +79,7 @@ def flops(
   program = trace(apply_fn, params, example_input)
   kept = {}
   if masks is not None:
+    check_masks(params, masks)
     for p, m in jax.tree.leaves_with_path(masks, is_leaf=lambda x: x is None):
       if m is not None:
         m = np.asarray(m)

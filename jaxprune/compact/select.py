@@ -85,7 +85,8 @@ def select_units(
       every group must match a pattern.
     score: 'magnitude' or 'random' (see `unit_scores`).
     distribution: 'uniform' (each group at its fraction) or 'global' (one
-      ranking over all units; every group keeps at least one).
+      ranking over all units, `kept_count(all units, sparsity)` kept; each
+      group first keeps its best unit, so a group is never emptied).
     key: a `jax.random` key, for 'random'.
 
   Returns:
@@ -113,17 +114,38 @@ def select_units(
       f"distribution={distribution!r}: expected 'uniform' or 'global'"
     )
   fractions = _fractions(units, sparsity, distribution)
-  scores = unit_scores(variables, units, score, key)
+  scores = [np.asarray(s) for s in unit_scores(variables, units, score, key)]
   if distribution == "global":
-    total = sum(g.size for g in units.groups)
-    budget = selection.kept_count(total, fractions[0])
-    keep = selection.global_topk_masks(scores, budget, min_count=1)
+    keep = _global(scores, fractions[0])
   else:
     keep = [
-      selection.topk_mask(s, selection.kept_count(g.size, f))
-      for s, g, f in zip(scores, units.groups, fractions, strict=True)
+      _top(s, int(selection.kept_count(s.size, f)))
+      for s, f in zip(scores, fractions, strict=True)
     ]
-  return masks_from_keep(variables, units, [np.asarray(k) for k in keep])
+  return masks_from_keep(variables, units, keep)
+
+
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+  """The `k` highest scores, ties to the lower index (jaxprune's rule).
+
+  Units number hundreds, not millions: a host sort is instant, where
+  `selection.topk_mask` would compile a search for every group's size."""
+  keep = np.zeros(scores.size, bool)
+  keep[np.argsort(-scores, kind="stable")[:k]] = True
+  return keep
+
+
+def _global(scores: list[np.ndarray], sparsity: float) -> list[np.ndarray]:
+  """One ranking over all units; each group first keeps its best unit."""
+  flat = np.concatenate(scores).astype(np.float64)
+  starts = np.cumsum([0] + [s.size for s in scores])[:-1]
+  best = starts + np.array([np.argmax(s) for s in scores])
+  budget = int(selection.kept_count(flat.size, sparsity))
+  rest = flat.copy()
+  rest[best] = -np.inf
+  keep = _top(rest, max(budget - len(scores), 0))
+  keep[best] = True
+  return np.split(keep, starts[1:])
 
 
 def _fractions(units, sparsity, distribution):

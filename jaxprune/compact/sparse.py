@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import sparse
 
-from jaxprune.core.tree import apply_masks, path_str
+from jaxprune.core.tree import apply_masks, check_masks, path_str
 from jaxprune.core.types import Masks, Params
 
 MIN_SPARSITY = 0.95
@@ -49,10 +49,12 @@ def export_bcsr(
   """The 2-D masked kernels at `min_sparsity` or more, as BCSR, by path.
 
   Raises:
-    ValueError: for `min_sparsity` outside [0, 1].
+    ValueError: for `min_sparsity` outside [0, 1], or masks that do not
+      match `params` (naming the leaf).
   """
   if not 0.0 <= min_sparsity <= 1.0:
     raise ValueError(f"min_sparsity={min_sparsity}: expected a fraction")
+  check_masks(params, masks)
   masked = apply_masks(params, masks)
   out = {}
   flat = jax.tree.leaves_with_path(masks, is_leaf=lambda x: x is None)

@@ -77,6 +77,7 @@ import tqdm
 from jaxprune.algorithms import lottery, pai
 from jaxprune.algorithms.pdp import PDPPruner, hard_masks
 from jaxprune.api import create
+from jaxprune.compact.flops import flops
 from jaxprune.core.summary import summary
 from jaxprune.core.tree import apply_masks
 from jaxprune.data import load
@@ -306,12 +307,23 @@ def _train(config, trainer, pruner, seed, directory, callback) -> dict:
       for r in counts.rows
     },
     "wall_time_s": seconds,
+    "inference_flops": _inference_flops(trainer, state),
   }
   if hardening is not None:
     record["hardening_step"] = hardening["step"]
     record["soft_test_accuracy"] = hardening["soft"]["test_accuracy"]
     record["hardened_test_accuracy"] = hardening["hard"]["test_accuracy"]
   return record
+
+
+def _inference_flops(trainer, state) -> dict[str, int]:
+  """Multiply-adds of one example through the final model, dense and at
+  its final masks (`jaxprune.flops`)."""
+  example = jnp.zeros((1, *trainer.dataset.train.images.shape[1:]))
+  extra = {"batch_stats": state.batch_stats} if state.batch_stats else {}
+  forward = lambda p, x: trainer.model.apply({"params": p, **extra}, x)
+  count = flops(forward, state.params, masks_of(state.opt_state), example)
+  return {"dense": count.dense, "effective": count.effective}
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -326,7 +338,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     '(layerwise shuffle)' for shuffled prune-at-init masks),
     `target_sparsity`, `model`, `dataset`, `runs` (per seed: test accuracy
     at the end and at early stop, the early-stop step, the final masks'
-    sparsity overall and per layer, training seconds; for PDP the soft and
+    sparsity overall and per layer, training seconds, the multiply-adds of
+    one example dense and at the final masks; for PDP the soft and
     hardened test accuracy at hardening) and `summary`
     (`sparse_report.summarize`).
 
