@@ -19,7 +19,9 @@ over calibration rows:
   information of the mask, Kwon et al.'s score).
 
 Higher scores are kept. `select` turns scores into unit masks with exact
-counts, per group or globally (`jaxprune.core.selection`).
+counts, per group or globally, by the rules of
+`jaxprune.compact.select_units` (ties to the lower index; globally, each
+group first keeps its best unit).
 """
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -239,14 +241,13 @@ def select(
       "per group of `units`"
     )
   fractions = compact_select._fractions(units, sparsity, distribution)
+  scores = [np.asarray(s) for s in unit_scores]
   if distribution == "global":
-    total = sum(g.size for g in units.groups)
-    budget = selection.kept_count(total, fractions[0])
-    keep = selection.global_topk_masks(list(unit_scores), budget, min_count=1)
+    keep = compact_select._global(scores, fractions[0])
   else:
     keep = [
-      selection.topk_mask(s, selection.kept_count(g.size, f))
-      for s, g, f in zip(unit_scores, units.groups, fractions, strict=True)
+      compact_select._top(s, int(selection.kept_count(s.size, f)))
+      for s, f in zip(scores, fractions, strict=True)
     ]
   keep = [np.asarray(k) for k in keep]
   return compact_select.masks_from_keep(variables, units, keep)
