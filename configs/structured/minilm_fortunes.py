@@ -32,6 +32,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.length = 64
   config.batch = 32
   config.calibration = 128
+  # Calibration texts back to back in full sequences (False: one padded
+  # sequence per text, padding rows included in the statistics).
+  config.pack = True
   config.train_entries = 100_000
   config.test_entries = 100_000
   config.probe_c = 1.0

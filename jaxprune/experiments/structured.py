@@ -147,7 +147,8 @@ def run(config: Any, workdir: str) -> dict:
   )
   train_b, test_b = (_batches(tok(i), config.batch) for i in (train, test))
   calib_tokens = tok(calib)
-  calib_b = _batches(_packed(calib_tokens, config.length), config.batch)
+  packed = _packed(calib_tokens, config.length) if config.pack else calib_tokens
+  calib_b = _batches(packed, config.batch)
   embed = jax.jit(
     lambda v, ids, mask: model.apply(v, ids, mask, method="embed")
   )
