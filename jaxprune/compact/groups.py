@@ -57,6 +57,7 @@ _ELEMENTWISE = frozenset(
     "eq",
     "erf",
     "erf_inv",
+    "erfc",
     "exp",
     "exp2",
     "expm1",
@@ -88,6 +89,7 @@ _ELEMENTWISE = frozenset(
     "sin",
     "sqrt",
     "square",
+    "stop_gradient",
     "sub",
     "tan",
     "tanh",
@@ -247,6 +249,8 @@ def _tie(op: Op, ties: _UnionFind, roles, leaves) -> list[int]:
           if d == e:
             _identity(ties, v, axis, out, axis, d)
   elif name == "broadcast_in_dim":
+    if not ins:  # a literal broadcast: nothing to tie
+      return []
     ((v, shape),) = ins[:1]
     for axis, target in enumerate(params["broadcast_dimensions"]):
       if shape[axis] == out_shape[target]:
@@ -373,10 +377,14 @@ def _collect(program: Program, ties, roles, pinned) -> Units:
   first = {}
   for value, path in program.leaves.items():
     first.setdefault(path, value)
+  kernels = {path for path, _ in roles}
   for path, value in first.items():
     shape = program.shapes[value]
     for axis, size in enumerate(shape):
-      role = roles.get((path, axis), "vector" if len(shape) == 1 else None)
+      # A leaf no matmul or convolution reads (a bias, a norm's scale,
+      # DenseGeneral's (heads, head_dim) bias) holds values per unit.
+      vector = "vector" if path not in kernels else None
+      role = roles.get((path, axis), vector)
       if role is None:
         continue
       for i in range(size):

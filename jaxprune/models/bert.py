@@ -45,15 +45,21 @@ class BertLayer(nn.Module):
     heads: attention heads.
     ffn: the feed-forward network's hidden width.
     epsilon: the LayerNorms' epsilon.
+    head_dim: each head's width (default: the input width / heads; set
+      when heads were removed by compaction).
   """
 
   heads: int
   ffn: int
   epsilon: float
+  head_dim: int | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array, mask: jax.Array) -> jax.Array:
-    attention = nn.MultiHeadDotProductAttention(self.heads, name="attention")
+    qkv = None if self.head_dim is None else self.heads * self.head_dim
+    attention = nn.MultiHeadDotProductAttention(
+      self.heads, qkv_features=qkv, name="attention"
+    )
     x = nn.LayerNorm(self.epsilon, name="attention_norm")(
       x + attention(x, mask=mask)
     )
@@ -77,6 +83,9 @@ class BertEncoder(nn.Module):
     heads: attention heads.
     ffn: feed-forward hidden width.
     epsilon: LayerNorm epsilon.
+    layer_heads: heads of each layer, when compaction removed some
+      (default: `heads` everywhere; each head stays `width // heads` wide).
+    layer_ffn: feed-forward width of each layer (default: `ffn`).
 
   >>> import jax, jax.numpy as jnp
   >>> model = BertEncoder(vocab_size=10, max_length=8, width=8, depth=1,
@@ -97,6 +106,8 @@ class BertEncoder(nn.Module):
   heads: int = 12
   ffn: int = 1536
   epsilon: float = 1e-12
+  layer_heads: tuple[int, ...] | None = None
+  layer_ffn: tuple[int, ...] | None = None
 
   @nn.compact
   def __call__(
@@ -128,11 +139,27 @@ class BertEncoder(nn.Module):
     x = nn.LayerNorm(self.epsilon, name="embeddings_norm")(x)
     # Keys only: (batch, 1 head, 1 query, length).
     mask = attention_mask.astype(bool)[:, None, None, :]
+    heads = self.layer_heads or (self.heads,) * self.depth
+    ffn = self.layer_ffn or (self.ffn,) * self.depth
+    head_dim = self.width // self.heads
     for i in range(self.depth):
-      x = BertLayer(self.heads, self.ffn, self.epsilon, name=f"layer{i}")(
-        x, mask
-      )
+      x = BertLayer(
+        heads[i], ffn[i], self.epsilon, head_dim=head_dim, name=f"layer{i}"
+      )(x, mask)
     return x
+
+  def compacted(self, variables, kept) -> "BertEncoder":
+    """This encoder with the heads and FFN widths of compacted `variables`
+    (`jaxprune.compact.compact_model`)."""
+    del kept
+    p = variables["params"]
+    layers = [p[f"layer{i}"] for i in range(self.depth)]
+    return self.clone(
+      layer_heads=tuple(
+        q["attention"]["query"]["kernel"].shape[1] for q in layers
+      ),
+      layer_ffn=tuple(q["intermediate"]["kernel"].shape[1] for q in layers),
+    )
 
   def embed(
     self,

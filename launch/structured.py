@@ -1,0 +1,37 @@
+r"""Retraining-free structured pruning of MiniLM from a config.
+
+  python -m launch.structured \
+    --config=configs/structured/minilm_fortunes.py:quick \
+    --workdir=/tmp/structured_quick
+
+Rerunning with the same workdir resumes (finished records are kept).
+"""
+
+import os
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from jaxprune.experiments import structured
+
+_CONFIG = config_flags.DEFINE_config_file(
+  "config", None, "Experiment config file.", lock_config=True
+)
+_WORKDIR = flags.DEFINE_string(
+  "workdir", None, "Directory holding the run's outputs; reruns resume."
+)
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)
+  results = structured.run(_CONFIG.value, _WORKDIR.value)
+  print(structured.table(results["records"]))
+  print(f"results: {os.path.join(_WORKDIR.value, structured.RESULTS)}")
+
+
+if __name__ == "__main__":
+  app.run(main)
