@@ -4,7 +4,10 @@ r"""Retraining-free structured pruning of MiniLM from a config.
     --config=configs/structured/minilm_fortunes.py:quick \
     --workdir=/tmp/structured_quick
 
-Rerunning with the same workdir resumes (finished records are kept).
+`--config` takes a config file's path or, installed, a name from
+`configs/structured/`. Rerunning with the same workdir resumes (finished
+records are kept). A bad command line prints one message and exits with
+status 1; `--debug` shows the traceback.
 """
 
 import os
@@ -13,9 +16,10 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from jaxprune.experiments import structured
+from launch import cli
 
 _CONFIG = config_flags.DEFINE_config_file(
-  "config", None, "Experiment config file.", lock_config=True
+  "config", None, "Experiment config file or name.", lock_config=True
 )
 _WORKDIR = flags.DEFINE_string(
   "workdir", None, "Directory holding the run's outputs; reruns resume."
@@ -33,5 +37,10 @@ def main(argv: list[str]) -> None:
   print(f"results: {os.path.join(_WORKDIR.value, structured.RESULTS)}")
 
 
+def cli_main() -> None:
+  """The `jaxprune-structured` console script."""
+  cli.run(main, "structured")
+
+
 if __name__ == "__main__":
-  app.run(main)
+  cli_main()

@@ -1,0 +1,1 @@
+"""Configs of data_pruning runs (`get_config(arg)` per file)."""

@@ -1,0 +1,1 @@
+"""Configs of lm runs (`get_config(arg)` per file)."""

@@ -1,0 +1,1 @@
+"""Configs of structured runs (`get_config(arg)` per file)."""
