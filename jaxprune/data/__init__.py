@@ -10,6 +10,7 @@ import os
 from jaxprune.data.dataset import Dataset, Split, from_arrays
 from jaxprune.data.embedded import load_digits
 from jaxprune.data.idx import DEFAULT_DIRS, load_mnist_like, read_idx
+from jaxprune.data.text import char_lm
 from jaxprune.data.tfds import load_tfds
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
   "Dataset",
   "NAMES",
   "Split",
+  "char_lm",
   "from_arrays",
   "load",
   "load_digits",
@@ -25,7 +27,7 @@ __all__ = [
   "read_idx",
 ]
 
-NAMES = ("digits", "fashion_mnist", "mnist", "tfds:<name>")
+NAMES = ("digits", "fashion_mnist", "mnist", "fortunes_chars", "tfds:<name>")
 
 
 def load(
@@ -46,6 +48,11 @@ def load(
     ``seed`` from the 60,000 training images, and the 10,000 test ones.
   * ``"tfds:<name>"``: a TFDS dataset's ``train`` and ``test`` splits, with
     5,000 validation examples drawn from ``train`` by default.
+  * ``"fortunes_chars"``: characters of Debian's fortunes in sequences of
+    128, each labelled by its next characters (``jaxprune.data.text``);
+    ``data_dir`` defaults to ``/usr/share/games/fortunes``; the split is
+    fixed by each entry's text, so ``seed`` and ``validation_size`` are not
+    used (the latter must be None).
 
   Args:
     name: One of the names above.
@@ -77,6 +84,13 @@ def load(
     return load_mnist_like(
       name, data_dir, seed=seed, validation_size=validation_size
     )
+  if name == "fortunes_chars":
+    if validation_size is not None:
+      raise ValueError(
+        f"validation_size must be None for 'fortunes_chars', whose splits "
+        f"are fixed by each entry's text; got {validation_size!r}."
+      )
+    return char_lm(directory=data_dir)
   if name.startswith("tfds:") and len(name) > len("tfds:"):
     return load_tfds(
       name.removeprefix("tfds:"),

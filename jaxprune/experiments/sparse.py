@@ -10,7 +10,8 @@ the model trains under them with the 'fixed' pruner.
 Config keys (see `configs/sparse/`), each used as named:
   name: the method's label in results and reports.
   dataset.name, dataset.seed: `jaxprune.data.load(name, seed=seed)`.
-  model.name: `jaxprune.models.get(name, num_classes=...)`.
+  model.name, any other model.*: `jaxprune.models.get(name,
+    num_classes=..., **others)` (e.g. a CharLM's width and depth).
   pruner: `jaxprune.create(pruner)`, an `algorithm` and its factory's
     arguments; `pruner.structure`, where the factory takes one, is
     `{'kind': 'nm', 'm': M, 'axis': A}` (N:M: its sparsity must be a
@@ -43,8 +44,9 @@ Config keys (see `configs/sparse/`), each used as named:
 
 The workdir holds config.json, metrics.jsonl (every evaluation),
 results.json, curves.png (validation loss and test accuracy against the
-step) and, per seed, `seed<n>/result.json` once that seed is done, its
-checkpoints while it trains, and its wall time so far (`wall_time_s`:
+step) and, per seed, `seed<n>/result.json` and `seed<n>/variables.npz` (the
+final variables, masked; `trained` reads them back) once that seed is done,
+its checkpoints while it trains, and its wall time so far (`wall_time_s`:
 prune-at-init scoring, compilation and evaluation included, summed over
 resumes). A rerun skips finished seeds and resumes an interrupted one from
 its latest checkpoint.
@@ -89,6 +91,7 @@ PLOT = "curves.png"
 SEED_RESULT = "result.json"
 WALL_TIME = "wall_time.json"
 HARDENING = "hardening.json"
+VARIABLES = "variables.npz"
 
 
 def _check(config: ml_collections.ConfigDict) -> None:
@@ -157,7 +160,7 @@ def _learning_rate(config) -> float | optax.Schedule:
 def _trainer(config, dataset, pruner) -> Trainer:
   t = config.train
   return Trainer(
-    get_model(config.model.name, num_classes=dataset.num_classes),
+    get_model(**config.model.to_dict(), num_classes=dataset.num_classes),
     dataset,
     pruner=pruner,
     optimizer=_optimizer(config),
@@ -287,6 +290,7 @@ def _train(config, trainer, pruner, seed, directory, callback) -> dict:
     first = max(first, harden + 1)
   candidates = [r for r in result.history if r["step"] >= first]
   early = min(candidates, key=lambda r: r["val_loss"])
+  wd.save_tree(os.path.join(directory, VARIABLES), state.variables)
   counts = summary(masks_of(state.opt_state))
   record = {
     "final_step": result.final["step"],
@@ -386,3 +390,35 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       early_stop_from=config.early_stop_from,
     )
   return results
+
+
+def trained(workdir: str, seed: int | None = None) -> tuple[Any, dict]:
+  """The model a finished run trained, and its final variables.
+
+  Args:
+    workdir: the run's directory (its config.json names the model and
+      dataset).
+    seed: which seed's model (default: the config's first seed).
+
+  Returns:
+    `(model, variables)`: the `jaxprune.models` module built as the run
+    built it, and `{'params': ...}` (and `batch_stats`) as `model.apply`
+    takes them, pruned entries zero.
+
+  Raises:
+    FileNotFoundError: if that seed has not finished, naming the file.
+  """
+  with open(os.path.join(workdir, wd.CONFIG)) as f:
+    config = json.load(f)
+  seed = config["seeds"][0] if seed is None else seed
+  path = os.path.join(workdir, f"seed{seed}", VARIABLES)
+  if not os.path.exists(path):
+    raise FileNotFoundError(
+      f"{path} is missing: seed {seed} of the run in {workdir} has not "
+      "finished (rerun its launch command to resume it)"
+    )
+  dataset = load(config["dataset"]["name"], seed=config["dataset"]["seed"])
+  model = get_model(**config["model"], num_classes=dataset.num_classes)
+  x = dataset.train.images[:1]
+  template = jax.eval_shape(model.init, jax.random.key(0), x)
+  return model, wd.load_tree(path, dict(template))

@@ -1,12 +1,15 @@
 """Flax linen models used in pruning experiments, and a registry by name.
 
 Every model takes ``num_classes`` and is called as ``model.apply(variables, x,
-train=...)`` with NHWC inputs; only models with BatchNorm (``ResNet20`` and
-``VGG`` by default) hold a ``batch_stats`` collection.
+train=...)``, with NHWC inputs for the image classifiers; only models with
+BatchNorm (``ResNet20`` and ``VGG`` by default) hold a ``batch_stats``
+collection. ``CharLM`` reads int tokens ``(batch, length)`` and returns
+next-token logits ``(batch, length, num_classes)``.
 """
 
 import flax.linen as nn
 
+from jaxprune.models.char_lm import CharLM
 from jaxprune.models.conv import Conv2, Conv4, Conv6
 from jaxprune.models.lenet5 import LeNet5
 from jaxprune.models.mlp import LeNet300
@@ -17,6 +20,7 @@ __all__ = [
   "MODELS",
   "VGG",
   "VGG11_STAGES",
+  "CharLM",
   "Conv2",
   "Conv4",
   "Conv6",
@@ -34,6 +38,7 @@ MODELS = {
   "conv6": Conv6,
   "resnet20": ResNet20,
   "vgg": VGG,
+  "char_lm": CharLM,
 }
 
 

@@ -98,6 +98,12 @@ def _with_learning_rate(opt_state, learning_rate):
 class Trainer:
   """Trains a Flax classifier under a pruner on an in-memory dataset.
 
+  Labels may also be sequences (a language model's next tokens, one label
+  per input token, `jaxprune.data.text.char_lm`): the loss and the
+  evaluation's loss and accuracy are then means over tokens, so a
+  validation loss `l` (nats) is a perplexity `exp(l)` and `l / ln 2` bits
+  per token.
+
   Args:
     model: a linen module called as `model.apply(variables, x, train=...)`.
     dataset: train, validation and test splits.
