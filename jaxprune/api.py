@@ -14,6 +14,7 @@ from jaxprune.core.policy import Policy
 from jaxprune.core.schedules import one_shot
 from jaxprune.core.tree import apply_masks
 from jaxprune.core.types import Masks, Params
+from jaxprune.posttrain.method import PostTrain
 from jaxprune.pruner import NM, Channel, ScorePruner, all_kept
 
 
@@ -82,8 +83,13 @@ def prune(
   return apply_masks(params, masks), masks
 
 
-def create(config: Mapping | Any) -> ScorePruner:
+def create(config: Mapping | Any) -> ScorePruner | PostTrain:
   """Builds a pruner from a config with an `algorithm` name.
+
+  `algorithm='posttrain'` builds a post-training method instead
+  (`jaxprune.posttrain.PostTrain`: `method` 'magnitude', 'wanda',
+  'sparsegpt' or 'least_squares', `sparsity` or `nm`, ...), called as
+  `method(model, params, batches)`.
 
   Every other key is passed to the algorithm's factory under the same name
   (see `jaxprune.algorithms`); a `policy` entry is a mapping of `Policy`
@@ -106,11 +112,12 @@ def create(config: Mapping | Any) -> ScorePruner:
   """
   fields = dict(config.to_dict() if hasattr(config, "to_dict") else config)
   name = fields.pop("algorithm", None)
-  if name not in ALGORITHMS:
+  factories = {**ALGORITHMS, "posttrain": PostTrain}
+  if name not in factories:
     raise ValueError(
-      f"algorithm={name!r} is unknown; known algorithms: {sorted(ALGORITHMS)}"
+      f"algorithm={name!r} is unknown; known algorithms: {sorted(factories)}"
     )
-  factory = ALGORITHMS[name]
+  factory = factories[name]
   accepted = inspect.signature(factory).parameters
   unknown = sorted(set(fields) - set(accepted))
   if unknown:

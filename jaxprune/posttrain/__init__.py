@@ -10,6 +10,7 @@ from jaxprune.posttrain.calibration import NnxModel as NnxModel
 from jaxprune.posttrain.calibration import calibrate as calibrate
 from jaxprune.posttrain.calibration import conv_patches as conv_patches
 from jaxprune.posttrain.calibration import layers as layers
+from jaxprune.posttrain.method import PostTrain as PostTrain
 from jaxprune.posttrain.sequential import LayerReport as LayerReport
 from jaxprune.posttrain.sequential import Result as Result
 from jaxprune.posttrain.sequential import block_name as block_name

@@ -328,7 +328,7 @@ def sparsegpt(
   if not isinstance(finite, jax.core.Tracer) and not bool(finite):
     raise ValueError(
       f"SparseGPT: the Cholesky factorization failed at damping={damping}; "
-      f"damping >= {needed_damping(stats.hessian):.3g} (a fraction of "
+      f"damping >= {needed_damping(stats.hessian):.4g} (a fraction of "
       "mean(diag H)) would be needed"
     )
   return from_matrix(new, kernel), from_matrix(keep, kernel)
@@ -365,10 +365,13 @@ def least_squares(
   eye = jnp.eye(g.shape[0], dtype=g.dtype)
 
   def row(wr, kr):
-    # Kept block of G on the kept entries, identity on the pruned ones.
+    # The kept weights move by d solving G_SS d = (G w_P)_S, w_P the pruned
+    # part of the row (zero when nothing is pruned: the row is unchanged);
+    # the system is G on the kept entries, identity on the pruned ones.
     a = jnp.where(kr[:, None] & kr[None, :], g, 0.0) + jnp.diag(~kr) * eye
-    b = jnp.where(kr, g @ wr, 0.0)
-    return jnp.where(kr, jnp.linalg.pinv(a, hermitian=True) @ b, 0.0)
+    b = jnp.where(kr, g @ jnp.where(kr, 0.0, wr), 0.0)
+    step = jnp.linalg.pinv(a, hermitian=True) @ b
+    return jnp.where(kr, wr + step, 0.0)
 
   new = jax.vmap(row)(w, keep)
   return from_matrix(new, kernel), from_matrix(keep, kernel)
