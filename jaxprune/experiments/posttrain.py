@@ -24,8 +24,9 @@ Config keys (see `configs/posttrain/`):
 
 The workdir holds config.json, runs.jsonl (one record per pruned model,
 written as it finishes), results.json (the dense metrics, every run and
-the data used), results.md (a table per metric) and posttrain.png. A rerun
-skips the runs already in runs.jsonl.
+the data used), results.md (a table per metric) and posttrain.png, the
+last three rewritten after every run. A rerun skips the runs already in
+runs.jsonl.
 """
 
 import os
@@ -168,27 +169,33 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     for target in config.targets
     for method in config.methods
   ]
+  keys = set(grid)
+
+  def report_runs() -> dict:
+    """results.json, results.md and the plot of the runs so far."""
+    runs = [
+      r for r in log.records if (r["method"], r["target"], r["seed"]) in keys
+    ]
+    results = {
+      "name": config.name,
+      "task": config.task,
+      "data": task.about,
+      "dense": dense,
+      "metrics": task.metrics,
+      "runs": runs,
+    }
+    wd.write_json(os.path.join(workdir, RESULTS), results)
+    wd.write_text(os.path.join(workdir, TABLE), report.markdown(results))
+    if wd.primary() and runs:
+      report.plot(results, os.path.join(workdir, PLOT))
+    return results
+
+  # The grid: every run not in runs.jsonl yet; the reports after each.
   done = {(r["method"], r["target"], r["seed"]) for r in log.records}
-  # The grid: every run not in runs.jsonl yet.
   for method, target, seed in tqdm.tqdm(grid, unit="run"):
     if (method, target, seed) in done:
       continue
     log.write(_run_one(task, config, method, target, seed))
-  # Results: every run of this config's grid, table and plot.
-  keys = set(grid)
-  runs = [
-    r for r in log.records if (r["method"], r["target"], r["seed"]) in keys
-  ]
-  results = {
-    "name": config.name,
-    "task": config.task,
-    "data": task.about,
-    "dense": dense,
-    "metrics": task.metrics,
-    "runs": runs,
-  }
-  wd.write_json(os.path.join(workdir, RESULTS), results)
-  wd.write_text(os.path.join(workdir, TABLE), report.markdown(results))
-  if wd.primary():
-    report.plot(results, os.path.join(workdir, PLOT))
+    report_runs()
+  results = report_runs()
   return results
