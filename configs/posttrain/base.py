@@ -18,6 +18,7 @@ def grid(name: str, task: str, **calibration) -> ml_collections.ConfigDict:
   config.targets = TARGETS
   config.sequential = True
   config.nm_exclude = ()
+  config.prune_head = False
   config.calibration = dict(size=128, batch_size=32, seeds=(0,), **calibration)
   config.evaluation = dict(size=0, batch_size=250)
   return config

@@ -28,6 +28,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """The config; see the module docstring for the presets."""
   config = grid("minilm_fortunes", "embedding", length=64)
   config.evaluation.batch_size = 64
+  config.prune_head = True  # no head: the last layer makes the embeddings
   config.probe = dict(
     categories=CATEGORIES, max_chars=400, length=128, batch_size=64
   )

@@ -12,6 +12,8 @@ Config keys (see `configs/posttrain/`):
   methods: `jaxprune.posttrain.METHODS` names.
   targets: strings, an unstructured sparsity ('0.5') or N:M ('2:4').
   sequential: `prune`'s `sequential` (block by block).
+  prune_head: `prune`'s `prune_head` (also prune the last layer called;
+    True for an encoder, whose last layer is no classifier head).
   nm_exclude: patterns of kernels left dense under N:M targets (those whose
     input width is no multiple of M).
   calibration.size, .batch_size, .seeds (and .length for 'embedding'):
@@ -112,6 +114,7 @@ def _run_one(task, config, method, target, seed) -> dict:
     task.calibration(seed),
     method=method,
     sequential=config.sequential,
+    prune_head=config.prune_head,
     policy=policy,
     **goal,
   )
