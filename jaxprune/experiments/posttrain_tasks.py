@@ -256,9 +256,9 @@ def embedding(config: ml_collections.ConfigDict, workdir: str) -> Task:
     for entry in entries
     if text.split_of(entry) == "train"
   ]
-  lengths = np.array(
-    [len(ids) for ids in pretrained.tokenizer(10_000).encode_batch(pool)]
-  )
+  counter = pretrained.tokenizer(10_000)
+  counter.no_padding()
+  lengths = np.array([len(e.ids) for e in counter.encode_batch(pool)])
   pool = [e for e, n in zip(pool, lengths, strict=True) if n >= c.length]
 
   def calibration(seed):
