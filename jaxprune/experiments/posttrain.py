@@ -24,11 +24,11 @@ Config keys (see `configs/posttrain/`):
   finetune.steps, .learning_rate, .batch_size ('classifier').
   probe.categories, .max_chars, .length, .batch_size ('embedding').
 
-The workdir holds config.json, runs.jsonl (one record per pruned model,
+The workdir holds config.json, metrics.jsonl (one record per pruned model,
 written as it finishes), results.json (the dense metrics, every run and
 the data used), results.md (a table per metric) and posttrain.png, the
 last three rewritten after every run. A rerun skips the runs already in
-runs.jsonl.
+metrics.jsonl.
 """
 
 import os
@@ -48,7 +48,6 @@ from jaxprune.experiments import workdir as wd
 RESULTS = "results.json"
 TABLE = "results.md"
 PLOT = "posttrain.png"
-RUNS = "runs.jsonl"
 
 
 def parse_target(target: str) -> dict[str, Any]:
@@ -193,7 +192,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       report.plot(results, os.path.join(workdir, PLOT))
     return results
 
-  # The grid: every run not in runs.jsonl yet; the reports after each.
+  # The grid: every run not in metrics.jsonl yet; the reports after each.
   done = {(r["method"], r["target"], r["seed"]) for r in log.records}
   for method, target, seed in tqdm.tqdm(grid, unit="run"):
     if (method, target, seed) in done:

@@ -25,6 +25,7 @@ The dense model of 'lm' and 'classifier' is read from `dense_workdir`
 """
 
 import dataclasses
+import functools
 import math
 import os
 from collections.abc import Callable
@@ -210,6 +211,40 @@ def _centroids(x: np.ndarray, labels: np.ndarray, classes: int) -> np.ndarray:
   return means / np.linalg.norm(means, axis=1, keepdims=True)
 
 
+@functools.cache
+def _long_fortunes(length: int) -> tuple[str, ...]:
+  """Training-split fortunes (any category) of at least `length` tokens."""
+  from jaxprune.models import pretrained
+
+  pool = [
+    entry
+    for entries in text.read_fortunes().values()
+    for entry in entries
+    if text.split_of(entry) == "train"
+  ]
+  counter = pretrained.tokenizer(10_000)
+  counter.no_padding()
+  lengths = [len(e.ids) for e in counter.encode_batch(pool)]
+  return tuple(e for e, n in zip(pool, lengths, strict=True) if n >= length)
+
+
+def minilm_calibration(
+  size: int, length: int, seed: int, batch_size: int
+) -> list[dict]:
+  """MiniLM calibration batches: `size` random training-split fortunes (any
+  category) of at least `length` tokens, cut to `length` (no padding).
+
+  Raises:
+    ValueError: if fewer than `size` fortunes are that long.
+  """
+  from jaxprune.models import pretrained
+
+  pool = _long_fortunes(length)
+  index = _pick(len(pool), size, seed, "long enough training fortunes")
+  batch = pretrained.tokenize([pool[i] for i in index], max_length=length)
+  return _batches(batch, batch_size)
+
+
 def embedding(config: ml_collections.ConfigDict, workdir: str) -> Task:
   """MiniLM's task (see the module docstring)."""
   from jaxprune.models import pretrained
@@ -249,22 +284,8 @@ def embedding(config: ml_collections.ConfigDict, workdir: str) -> Task:
       "probe_accuracy": float(np.mean(predicted == labels[held])),
     }
 
-  # Calibration: long enough training entries of every category.
-  pool = [
-    entry
-    for entries in text.read_fortunes().values()
-    for entry in entries
-    if text.split_of(entry) == "train"
-  ]
-  counter = pretrained.tokenizer(10_000)
-  counter.no_padding()
-  lengths = np.array([len(e.ids) for e in counter.encode_batch(pool)])
-  pool = [e for e, n in zip(pool, lengths, strict=True) if n >= c.length]
-
   def calibration(seed):
-    index = _pick(len(pool), c.size, seed, "long enough training fortunes")
-    batch = pretrained.tokenize([pool[i] for i in index], max_length=c.length)
-    return _batches(batch, c.batch_size)
+    return minilm_calibration(c.size, c.length, seed, c.batch_size)
 
   return Task(
     apply=lambda v, b: model.apply(v, **b),
