@@ -24,6 +24,7 @@ import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import flax.errors
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -282,9 +283,9 @@ def layers(model: Model, params: Any, batch: Any) -> list[Layer]:
   recorder = _Recorder(frozenset())
   try:
     jax.eval_shape(lambda p, b: _run(model, p, b, recorder), params, batch)
-  except (TypeError, ValueError) as e:
-    if isinstance(e, UnsupportedLayer):
-      raise
+  except UnsupportedLayer:
+    raise
+  except (TypeError, ValueError, flax.errors.FlaxError) as e:
     raise ValueError(
       f"calibration batch of shape {_describe(batch)} does not fit the "
       f"model: {type(e).__name__}: {e}"
@@ -345,7 +346,7 @@ def calibrate(
       total = step(total, params, batch)
     except UnsupportedLayer:
       raise
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, flax.errors.FlaxError) as e:
       raise ValueError(
         f"calibration batch {i} of shape {_describe(batch)} does not fit "
         f"the model: {type(e).__name__}: {e}"
