@@ -41,5 +41,15 @@ def main(argv: list[str]) -> None:
   print(f"results: {os.path.join(workdir, posttrain.RESULTS)}")
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+  """Flags, or one line naming what is wrong with them (a config's preset
+  error ends the traceback config_flags puts in its message)."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    lines = str(e).strip().splitlines()
+    raise SystemExit(f"error: {lines[-1] if lines else e}") from None
+
+
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

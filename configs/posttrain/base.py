@@ -17,6 +17,7 @@ def grid(name: str, task: str, **calibration) -> ml_collections.ConfigDict:
   config.methods = METHODS
   config.targets = TARGETS
   config.sequential = True
+  config.exclude = ()
   config.nm_exclude = ()
   config.prune_head = False
   config.calibration = dict(size=128, batch_size=32, seeds=(0,), **calibration)

@@ -28,6 +28,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config = grid("charlm_fortunes", "lm")
   config.dense = char_fortunes.get_config("quick" if quick else None)
   config.dense_workdir = ""
+  config.exclude = ("positions",)  # the learned positions: no kernel
   return preset(
     config,
     arg,

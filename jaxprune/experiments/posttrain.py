@@ -14,6 +14,8 @@ Config keys (see `configs/posttrain/`):
   sequential: `prune`'s `sequential` (block by block).
   prune_head: `prune`'s `prune_head` (also prune the last layer called;
     True for an encoder, whose last layer is no classifier head).
+  exclude: patterns of leaves never pruned (`Policy.exclude`), such as
+    learned position tables.
   nm_exclude: patterns of kernels left dense under N:M targets (those whose
     input width is no multiple of M).
   calibration.size, .batch_size, .seeds (and .length for 'embedding'):
@@ -105,7 +107,10 @@ def check(config: ml_collections.ConfigDict) -> None:
 def _run_one(task, config, method, target, seed) -> dict:
   """Prunes with one method, target and seed; the run's record."""
   goal = parse_target(target)
-  policy = Policy(exclude=tuple(config.nm_exclude) if "nm" in goal else ())
+  exclude = tuple(config.exclude)
+  if "nm" in goal:
+    exclude += tuple(config.nm_exclude)
+  policy = Policy(exclude=exclude)
   start = time.perf_counter()
   result = pt.prune(
     task.apply,
