@@ -336,3 +336,23 @@ def test_failing_cholesky_names_the_layer():
     posttrain.prune(
       MLP(), params, batches, sparsity=0.5, options={"damping": -2.0}
     )
+
+
+def test_dense_general_rows_follow_the_kernel():
+  # Contracted axes (2, 1), given unsorted: the kernel is (3, 2, 4) and a
+  # row is x[b, :, :, t] flattened in that order.
+  x = np.random.default_rng(0).normal(size=(4, 3, 2, 5)).astype(np.float32)
+  layer = nn.DenseGeneral(4, axis=(2, 1), use_bias=False)
+  params = layer.init(jax.random.key(0), x)
+  kernel = params["params"]["kernel"]
+  assert kernel.shape == (3, 2, 4)
+  rows = np.moveaxis(x, 3, 1).reshape(20, 6)
+  np.testing.assert_allclose(
+    rows @ np.asarray(kernel).reshape(6, 4),
+    np.asarray(layer.apply(params, x)).reshape(20, 4),  # (4, 5, features)
+    atol=1e-5,
+  )
+  (found,) = posttrain.layers(layer, params, x)
+  assert found.n_in == 2 and found.module == "DenseGeneral"
+  stats = posttrain.calibrate(layer, params, [x], [found.path])[found.path]
+  np.testing.assert_allclose(stats.gram, rows.T @ rows, rtol=1e-5, atol=1e-4)

@@ -220,3 +220,20 @@ def test_failing_cholesky_names_damping():
   stats = Stats(jnp.array([[1.0, 2.0], [2.0, 1.0]]), jnp.float32(2))
   with pytest.raises(ValueError, match=r"Cholesky.*damping >= 1\.001 "):
     posttrain.sparsegpt(jnp.ones((2, 2)), stats, sparsity=0.5)
+
+
+def test_ties_keep_the_lower_index():
+  # Integer weights and equal input norms: many ties within each row.
+  rng = np.random.default_rng(5)
+  w = rng.integers(-2, 3, size=(16, 6)).astype(np.float32)
+  stats = Stats(jnp.eye(16) * 4.0, jnp.float32(4))
+  _, mask = posttrain.wanda(jnp.asarray(w), stats, sparsity=0.5)
+  best = np.argsort(-np.abs(w), axis=0, kind="stable")[:8]
+  expected = np.zeros(w.shape, bool)
+  np.put_along_axis(expected, best, True, axis=0)
+  np.testing.assert_array_equal(np.asarray(mask), expected)
+  _, mask = posttrain.magnitude(jnp.asarray(w), sparsity=0.5)
+  flat = np.argsort(-np.abs(w).ravel(), kind="stable")[:48]
+  expected = np.zeros(w.size, bool)
+  expected[flat] = True
+  np.testing.assert_array_equal(np.asarray(mask).ravel(), expected)

@@ -4,11 +4,15 @@ Every model takes ``num_classes`` and is called as ``model.apply(variables, x,
 train=...)``, with NHWC inputs for the image classifiers; only models with
 BatchNorm (``ResNet20`` and ``VGG`` by default) hold a ``batch_stats``
 collection. ``CharLM`` reads int tokens ``(batch, length)`` and returns
-next-token logits ``(batch, length, num_classes)``.
+next-token logits ``(batch, length, num_classes)``; ``BertEncoder`` (no
+``num_classes``; the shape of all-MiniLM-L6-v2, whose weights
+``jaxprune.models.pretrained.load_minilm`` loads) reads token ids and an
+attention mask and returns token states.
 """
 
 import flax.linen as nn
 
+from jaxprune.models.bert import BertEncoder
 from jaxprune.models.char_lm import CharLM
 from jaxprune.models.conv import Conv2, Conv4, Conv6
 from jaxprune.models.lenet5 import LeNet5
@@ -20,6 +24,7 @@ __all__ = [
   "MODELS",
   "VGG",
   "VGG11_STAGES",
+  "BertEncoder",
   "CharLM",
   "Conv2",
   "Conv4",
@@ -39,6 +44,7 @@ MODELS = {
   "resnet20": ResNet20,
   "vgg": VGG,
   "char_lm": CharLM,
+  "bert": BertEncoder,
 }
 
 

@@ -108,7 +108,7 @@ def _rows_linen(module: nn.Module, x: jax.Array) -> tuple[jax.Array, int]:
     if module.batch_dims:
       raise ValueError("DenseGeneral with batch_dims is not supported")
     axis = module.axis if isinstance(module.axis, Sequence) else (module.axis,)
-    axis = tuple(a % x.ndim for a in axis)
+    axis = tuple(sorted(a % x.ndim for a in axis))  # as flax orders them
     rest = [a for a in range(x.ndim) if a not in axis]
     moved = jnp.transpose(x, rest + list(axis))
     width = int(np.prod([x.shape[a] for a in axis]))

@@ -157,7 +157,9 @@ def prune(
     params: linen variables (`{'params': ...}`) or an `nnx.State`; never
       modified.
     batches: calibration inputs, each the model's one argument (a list:
-      sequential mode passes over it once per block).
+      sequential mode passes over it once per block). Every row a layer
+      sees counts, padding tokens too: calibrate on unpadded batches
+      (fixed-length windows of text, as SparseGPT and Wanda do).
     method: 'magnitude', 'wanda', 'sparsegpt' or 'least_squares'.
     sparsity: unstructured target in [0, 1), per layer; or
     nm: `(n, m)`: keep `n` of every `m` consecutive inputs of each output.
