@@ -1,0 +1,41 @@
+r"""Post-training pruning of LeNet-300-100 on Fashion-MNIST.
+
+  python -m launch.posttrain \
+    --config=configs/posttrain/lenet300_fashion_mnist.py \
+    --workdir=/tmp/posttrain_lenet300_fashion_mnist
+
+The dense model is `configs/sparse/dense_lenet300_fashion_mnist.py`'s (seed
+0, 5,000 steps), trained in `<workdir>/dense` first unless
+`--config.dense_workdir` points to a finished run of it. Magnitude, Wanda
+and SparseGPT at 50-80% and 2:4 (not 4:8: fc2's input width 300 is no
+multiple of 8) on fc1 and fc2 (the head fc3 stays dense), sequential,
+calibration 128 random training images (seed 0): test accuracy without
+retraining and after 500 steps of Adam 3e-4 under the fixed masks.
+
+Presets: `quick` (the quick dense run, 16 calibration images, a 20-step
+fine-tune, 50% and 2:4), `method=M`, `sparsity=S`, `nm=N:M`.
+"""
+
+import ml_collections
+
+from configs.posttrain.base import grid, preset
+from configs.sparse import dense_lenet300_fashion_mnist as dense
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  """The config; see the module docstring for the presets."""
+  quick = "quick" in (arg or "").split(",")
+  config = grid("lenet300_fashion_mnist", "classifier")
+  config.dense = dense.get_config("quick" if quick else None)
+  config.dense.seeds = (0,)
+  config.dense_workdir = ""
+  config.targets = tuple(t for t in config.targets if t != "4:8")
+  config.evaluation.batch_size = 1000
+  config.finetune = dict(steps=500, learning_rate=3e-4, batch_size=60)
+  return preset(
+    config,
+    arg,
+    calibration=dict(size=16, batch_size=8),
+    finetune=dict(steps=20),
+    targets=("0.5", "2:4"),
+  )
