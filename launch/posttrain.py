@@ -8,6 +8,9 @@ config.
 Rerunning with the same workdir skips the finished runs; `--config.<key>=`
 overrides a key (the workdir then refuses to mix configs). Presets:
 `:quick`, `:method=wanda`, `:sparsity=0.6`, `:nm=2:4`, comma-separated.
+`--config` takes a config file's path or, installed, a name from
+`configs/posttrain/`. A bad config prints one message and exits with
+status 1 before anything runs; `--debug` shows the traceback.
 """
 
 import os
@@ -16,9 +19,10 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from jaxprune.experiments import posttrain
+from launch import cli
 
 _CONFIG = config_flags.DEFINE_config_file(
-  "config", None, "Experiment config file.", lock_config=True
+  "config", None, "Experiment config file or name.", lock_config=True
 )
 _WORKDIR = flags.DEFINE_string(
   "workdir", None, "Directory holding the run's outputs; reruns resume."
@@ -31,25 +35,17 @@ def main(argv: list[str]) -> None:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
-  try:
-    posttrain.run(_CONFIG.value, _WORKDIR.value)
-  except (ValueError, FileNotFoundError, ModuleNotFoundError) as e:
-    raise SystemExit(f"error: {e}") from None
+  posttrain.run(_CONFIG.value, _WORKDIR.value)
   workdir = _WORKDIR.value
   print(f"plot:    {os.path.join(workdir, posttrain.PLOT)}")
   print(f"table:   {os.path.join(workdir, posttrain.TABLE)}")
   print(f"results: {os.path.join(workdir, posttrain.RESULTS)}")
 
 
-def parse_flags(argv: list[str]) -> list[str]:
-  """Flags, or one line naming what is wrong with them (a config's preset
-  error ends the traceback config_flags puts in its message)."""
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as e:
-    lines = str(e).strip().splitlines()
-    raise SystemExit(f"error: {lines[-1] if lines else e}") from None
+def cli_main() -> None:
+  """The `jaxprune-posttrain` console script."""
+  cli.run(main, "posttrain")
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=parse_flags)
+  cli_main()

@@ -1,0 +1,1 @@
+"""Configs of post-training pruning runs (`get_config(arg)` per file)."""
