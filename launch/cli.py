@@ -18,11 +18,34 @@ import sys
 from collections.abc import Callable
 
 import ml_collections
-from absl import app
+from absl import app, flags, logging
+from ml_collections import config_flags
 
 DEBUG_ENV = "JAXPRUNE_DEBUG"
 USER_ERRORS = (ValueError, TypeError, FileNotFoundError, KeyError, ImportError)
 """Exceptions reported as one message (a config or an input is wrong)."""
+
+
+def define_flags() -> tuple[flags.FlagHolder, flags.FlagHolder]:
+  """Defines the `--config` and `--workdir` flags every launcher takes."""
+  config = config_flags.DEFINE_config_file(
+    "config", None, "Experiment config file or name.", lock_config=True
+  )
+  workdir = flags.DEFINE_string(
+    "workdir", None, "Directory holding the run's outputs; reruns resume."
+  )
+  flags.mark_flags_as_required(["config", "workdir"])
+  return config, workdir
+
+
+def start(argv: list[str]) -> None:
+  """What every launcher's `main` does first: refuse stray arguments, and
+  show library INFO logs (orbax writes several per checkpoint) only when
+  asked for with --verbosity=0 (absl.app.run resets a changed default)."""
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)
 
 
 def configs_dir() -> pathlib.Path | None:

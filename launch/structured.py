@@ -12,26 +12,14 @@ status 1; `--debug` shows the traceback.
 
 import os
 
-from absl import app, flags, logging
-from ml_collections import config_flags
-
 from jaxprune.experiments import structured
 from launch import cli
 
-_CONFIG = config_flags.DEFINE_config_file(
-  "config", None, "Experiment config file or name.", lock_config=True
-)
-_WORKDIR = flags.DEFINE_string(
-  "workdir", None, "Directory holding the run's outputs; reruns resume."
-)
-flags.mark_flags_as_required(["config", "workdir"])
+_CONFIG, _WORKDIR = cli.define_flags()
 
 
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if not flags.FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.WARNING)
+  cli.start(argv)
   results = structured.run(_CONFIG.value, _WORKDIR.value)
   print(structured.table(results["records"]))
   print(f"results: {os.path.join(_WORKDIR.value, structured.RESULTS)}")
