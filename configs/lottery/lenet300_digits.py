@@ -15,8 +15,8 @@ docs/benchmarks.md): the tickets stay at 96.7-96.9% test accuracy down to
 13.5% of the weights and keep 96.4% and 95.8% at 5.1% and 3.2%, where the
 random reinitialisations (95.7%, 94.3%) and random masks (95.3%, 94.1%)
 fall behind; the tickets stop early at iterations 312-338 from 60% to 5.1%
-of the weights, the controls mostly at 388-400. Time: 44-48 s of CPU
-time, about a minute on 2 idle cores; on the shared 2-core development
+of the weights, the controls mostly at 388-400. Time: 34 s of wall time
+on 2 idle cores (44-48 s of CPU time); on the shared 2-core development
 machine under heavy load (load average 12-18) 163 and 309 s of wall time.
 `:quick` (2 rounds of 100 iterations, one seed) is the smoke test.
 """

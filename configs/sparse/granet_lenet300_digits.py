@@ -6,11 +6,10 @@ r"""GraNet (dense-to-sparse) on the embedded 8x8 digits: the smoke config.
 
 LeNet-300-100, 300 steps of Adam, pruned globally from 100% to 10% of the
 weights between steps 30 and 150 (every 10 steps), regenerating until the
-end; one seed. About 20 s of CPU time (docs/benchmarks.md; on the shared
-2-core development machine under a load average of 18, 207 s of wall
-time); measured: 97% test accuracy at 10% of the weights (300 test
-images). `:quick` (100 steps, pruning between 10 and 50) is the test's
-smoke run.
+end; one seed. About 14 s on 2 idle cores (17 s of CPU time;
+docs/benchmarks.md; under a load average of 18, 207 s of wall time);
+measured: 97% test accuracy at 10% of the weights (300 test images).
+`:quick` (100 steps, pruning between 10 and 50) is the test's smoke run.
 """
 
 import ml_collections
