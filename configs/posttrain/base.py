@@ -1,5 +1,7 @@
 """What the post-training configs share: the grid and the presets."""
 
+from typing import Any
+
 import ml_collections
 
 from jaxprune.experiments.posttrain import parse_target
@@ -59,3 +61,29 @@ def preset(
   if targets:
     config.targets = tuple(targets)
   return config
+
+
+def classifier(
+  name: str, dense: Any, arg: str | None
+) -> ml_collections.ConfigDict:
+  """The grid for an image classifier trained by the sparse-training config
+  module `dense` (its quick run under the `quick` preset, one seed, in the
+  config's own workdir), evaluated on the whole test split in batches of
+  1,000 and fine-tuned for 500 steps of Adam 3e-4 at batch 60 under the
+  fixed masks. The caller applies `preset` last."""
+  quick = "quick" in (arg or "").split(",")
+  config = grid(name, "classifier")
+  config.dense = dense.get_config("quick" if quick else None)
+  config.dense.seeds = (0,)
+  config.dense_workdir = ""
+  config.evaluation.batch_size = 1000
+  config.finetune = dict(steps=500, learning_rate=3e-4, batch_size=60)
+  return config
+
+
+QUICK_CLASSIFIER = dict(
+  calibration=dict(size=16, batch_size=8),
+  finetune=dict(steps=20),
+  targets=("0.5", "2:4"),
+)
+"""The `quick` preset's overrides for `classifier` configs."""

@@ -18,24 +18,12 @@ fine-tune, 50% and 2:4), `method=M`, `sparsity=S`, `nm=N:M`.
 
 import ml_collections
 
-from configs.posttrain.base import grid, preset
+from configs.posttrain.base import QUICK_CLASSIFIER, classifier, preset
 from configs.sparse import dense_lenet300_fashion_mnist as dense
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """The config; see the module docstring for the presets."""
-  quick = "quick" in (arg or "").split(",")
-  config = grid("lenet300_fashion_mnist", "classifier")
-  config.dense = dense.get_config("quick" if quick else None)
-  config.dense.seeds = (0,)
-  config.dense_workdir = ""
+  config = classifier("lenet300_fashion_mnist", dense, arg)
   config.targets = tuple(t for t in config.targets if t != "4:8")
-  config.evaluation.batch_size = 1000
-  config.finetune = dict(steps=500, learning_rate=3e-4, batch_size=60)
-  return preset(
-    config,
-    arg,
-    calibration=dict(size=16, batch_size=8),
-    finetune=dict(steps=20),
-    targets=("0.5", "2:4"),
-  )
+  return preset(config, arg, **QUICK_CLASSIFIER)
