@@ -55,7 +55,7 @@ from jaxprune.core.policy import Policy
 from jaxprune.core.summary import summary
 from jaxprune.experiments import checks, lottery_report
 from jaxprune.experiments import workdir as wd
-from jaxprune.experiments.progress import Bar
+from jaxprune.experiments.progress import announce
 from jaxprune.train import Trainer
 from jaxprune.train.checkpoints import Checkpoints
 from jaxprune.transform import masks_of
@@ -245,16 +245,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   )
   runs = []
   finished = sum(os.path.exists(done_file(s, a, r)) for s, r, a in plan)
-  if finished == len(plan):
-    print(
-      f"{workdir} is finished ({finished} of {finished} trainings); results "
-      f"in {os.path.join(workdir, TABLE)}"
-    )
-  elif finished:
-    print(f"resuming in {workdir}: {finished} of {len(plan)} trainings done")
-  bar = contextlib.nullcontext()
-  if finished < len(plan):
-    bar = Bar(len(plan) * (steps - k), finished * (steps - k))
+  bar = announce(workdir, TABLE, finished, len(plan), "trainings", steps - k)
   reporter = _Reporter(workdir, bar, k)
   points = {}
   # The next round's masks, kept in memory too: on several hosts only the

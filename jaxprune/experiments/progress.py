@@ -1,6 +1,8 @@
 """The experiments' progress bar: no estimate while the first step compiles,
 and few refreshes where the output is stored (a notebook, a log file)."""
 
+import contextlib
+import os
 import sys
 
 import tqdm
@@ -53,3 +55,31 @@ class Bar:
 
   def __exit__(self, *exc) -> None:
     self.tqdm.close()
+
+
+def announce(
+  workdir: str, table: str, finished: int, total: int, unit: str, steps: int
+) -> Bar | contextlib.nullcontext:
+  """Says whether the run in `workdir` is finished (and where its table
+  is) or resumes, and returns the progress bar of the work left.
+
+  Args:
+    workdir: the run's folder.
+    table: the results table's file name in it.
+    finished: units of work already done (trainings, seeds).
+    total: units in the run.
+    unit: their name in the message, plural.
+    steps: training steps per unit.
+
+  Returns:
+    A `Bar` over the steps left, or a null context when none are.
+  """
+  if finished == total:
+    print(
+      f"{workdir} is finished ({finished} of {finished} {unit}); results "
+      f"in {os.path.join(workdir, table)}"
+    )
+    return contextlib.nullcontext()
+  if finished:
+    print(f"resuming in {workdir}: {finished} of {total} {unit} done")
+  return Bar(total * steps, finished * steps)

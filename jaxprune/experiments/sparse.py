@@ -65,7 +65,6 @@ and `hardened_test_accuracy`.
 pruner that met non-finite scores stops the run naming the leaf.
 """
 
-import contextlib
 import inspect
 import json
 import os
@@ -88,7 +87,7 @@ from jaxprune.core.tree import apply_masks
 from jaxprune.data import load
 from jaxprune.experiments import checks, sparse_report
 from jaxprune.experiments import workdir as wd
-from jaxprune.experiments.progress import Bar
+from jaxprune.experiments.progress import announce
 from jaxprune.models import get as get_model
 from jaxprune.train import Trainer, TrainState, batch_indices
 from jaxprune.train.checkpoints import Checkpoints
@@ -418,16 +417,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     os.path.join(workdir, f"seed{seed}", SEED_RESULT) for seed in config.seeds
   ]
   finished = sum(map(os.path.exists, done_files))
-  if finished == len(done_files):
-    print(
-      f"{workdir} is finished ({finished} of {finished} seeds); results in "
-      f"{os.path.join(workdir, TABLE)}"
-    )
-  elif finished:
-    print(f"resuming in {workdir}: {finished} of {len(done_files)} seeds done")
-  bar = contextlib.nullcontext()
-  if finished < len(done_files):
-    bar = Bar(len(config.seeds) * steps, finished * steps)
+  bar = announce(workdir, TABLE, finished, len(done_files), "seeds", steps)
   runs = []
   # Seeds: finished ones are read back, the others trained or resumed.
   with bar:
