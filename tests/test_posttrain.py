@@ -305,6 +305,31 @@ def test_m_not_dividing_a_layer():
     posttrain.prune(MLP(), params, batches, nm=(2, 4))
 
 
+class NarrowHead(nn.Module):
+  @nn.compact
+  def __call__(self, x):
+    x = nn.relu(nn.Dense(8, name="fc0")(x))
+    x = nn.relu(nn.Dense(6, name="fc1")(x))
+    return nn.Dense(3, name="fc2")(x)
+
+
+def test_m_need_not_divide_the_dense_head():
+  # The head reads 6 inputs, no multiple of 4; it stays dense, so N:M
+  # prunes the layers before it (2 of every 4 inputs of each output).
+  params, batches = _mlp(dims=(8, 8, 6, 3))
+  result = posttrain.prune(NarrowHead(), params, batches, nm=(2, 4))
+  kernels = result.params["params"]
+  np.testing.assert_array_equal(
+    kernels["fc2"]["kernel"], params["params"]["fc2"]["kernel"]
+  )
+  for name in ("fc0", "fc1"):
+    kept = np.asarray(result.masks["params"][name]["kernel"])
+    groups = kept.reshape(2, 4, -1).sum(axis=1)
+    np.testing.assert_array_equal(groups, np.full_like(groups, 2))
+  with pytest.raises(ValueError, match="6 of layer 'params/fc2/kernel'"):
+    posttrain.prune(NarrowHead(), params, batches, nm=(2, 4), prune_head=True)
+
+
 class Unused(nn.Module):
   @nn.compact
   def __call__(self, x):

@@ -116,6 +116,7 @@ def _check_layers(
   prunable: Iterable[str],
   leaves: Mapping[str, Any],
   nm: tuple[int, int] | None,
+  head: str | None,
 ) -> None:
   paths = {layer.path for layer in found}
   never = [p for p in prunable if p not in paths]
@@ -126,7 +127,7 @@ def _check_layers(
       f"layers that ran: {sorted(paths)}"
     )
   for layer in found:
-    if nm is not None and layer.path in prunable:
+    if nm is not None and layer.path in prunable and layer.path != head:
       d_in = int(np.prod(np.shape(leaves[layer.path])[: layer.n_in]))
       if d_in % int(nm[1]):
         raise ValueError(
@@ -212,7 +213,7 @@ def prune(
   leaves = _leaves(params)
   rules = policy.rules(params)
   head = found[-1].path if found and not prune_head else None
-  _check_layers(found, list(rules), leaves, nm)
+  _check_layers(found, list(rules), leaves, nm, head)
   order = [x for x in found if x.path in rules and x.path != head]
   groups = blocks_of(order, blocks) if sequential else [order]
   solve = solvers.METHODS[method]
