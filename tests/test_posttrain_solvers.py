@@ -69,7 +69,8 @@ def numpy_sparsegpt(w, h, sparsity=None, nm=None, block=128, damping=0.01):
 
 
 @pytest.mark.parametrize(
-  "target", [dict(sparsity=0.5), dict(sparsity=0.3), dict(nm=(2, 4))]
+  "target",
+  [dict(sparsity=0.5), dict(sparsity=0.3), dict(nm=(2, 4)), dict(nm=(4, 8))],
 )
 def test_sparsegpt_matches_float64_numpy(target):
   # 40 inputs in blocks of 16: two whole blocks, a short last one, lazy
@@ -237,3 +238,16 @@ def test_ties_keep_the_lower_index():
   expected = np.zeros(w.size, bool)
   expected[flat] = True
   np.testing.assert_array_equal(np.asarray(mask).ravel(), expected)
+
+
+def test_sparsegpt_wide_layer_matches_float64_numpy():
+  # 400 inputs: the inverse Cholesky factor is built by halves (its leaves
+  # are at most 192 wide) and the last block of 128 columns is short.
+  x, w = _data(400, 6, rows=1024, seed=3)
+  stats = _stats(x)
+  new, mask = posttrain.sparsegpt(jnp.asarray(w), stats, sparsity=0.6)
+  ref_w, ref_mask = numpy_sparsegpt(
+    w.T, np.asarray(stats.hessian), sparsity=0.6
+  )
+  np.testing.assert_array_equal(np.asarray(mask), ref_mask.T)
+  np.testing.assert_allclose(np.asarray(new), ref_w.T, atol=1e-4)
