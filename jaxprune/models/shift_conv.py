@@ -1,13 +1,13 @@
 """Convolutions of few input channels as sums of shifted inputs.
 
-XLA:CPU runs a convolution as Eigen's patch extraction plus a matrix
-product; with one to three input channels (the first layer of an image
-network) that takes 20-80 ms for LeNet-5's first layer at batch 256 on a
-2-core EPYC, and barely less with half the filters. The same convolution
-written as a sum over kernel offsets and input channels of the shifted
-input times one kernel row, `y = sum_{offset, c} x[shifted, c] * k[offset,
-c, :]`, is one fused elementwise loop: about 1 ms there, and it scales
-with the filters (docs/compact.md, benchmark section).
+XLA:CPU's convolution is slow with one to three input channels (the
+first layer of an image network): 10-80 ms for LeNet-5's first layer at
+batch 256 on a loaded 2-core EPYC, and barely less with half the
+filters. The same convolution written as a sum over kernel offsets and
+input channels of the shifted input times one kernel row,
+`y = sum_{offset, c} x[shifted, c] * k[offset, c, :]`, is one fused
+elementwise loop: about 1 ms there, and it scales with the filters
+(docs/compact.md, "Convolutions: the floor").
 
 On CPU, compile a model that uses it with `compiler_options()` (XLA's
 YNNPACK fusion pass is off then): with the pass on, XLA merges the
@@ -38,7 +38,7 @@ IMPLS = ("xla", "shifts")
 
 
 def _channels_last(n: int) -> tuple[str, str, str]:
-  spatial = "DHW"[-n:] if n <= 3 else None
+  spatial = "DHW"[-n:]
   return f"N{spatial}C", f"{spatial}IO", f"N{spatial}C"
 
 
@@ -62,10 +62,11 @@ def conv_by_shifts(
   """`lax.conv_general_dilated`, as shifted products for few input channels.
 
   Args: as `jax.lax.conv_general_dilated`. Channels-last inputs and
-  kernels (`NHWC`, `HWIO` for 2-D) with at most `MAX_IN_CHANNELS` input
-  channels, unit dilations and one feature and batch group are computed as
-  a sum of shifted inputs times kernel rows; anything else goes to
-  `lax.conv_general_dilated` unchanged.
+  kernels (`NHWC`, `HWIO` for 2-D; 1 to 3 spatial axes) with at most
+  `MAX_IN_CHANNELS` input channels, unit dilations and one feature and
+  batch group are computed as a sum of shifted inputs times kernel rows,
+  in the input dtype (`precision` and `preferred_element_type` do not
+  apply); anything else goes to `lax.conv_general_dilated` unchanged.
 
   Returns:
     The convolution, as `lax.conv_general_dilated` returns it (equal
@@ -91,9 +92,10 @@ def conv_by_shifts(
     preferred_element_type=preferred_element_type,
   )
   spec = lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
-  last = lax.conv_dimension_numbers(lhs.shape, rhs.shape, _channels_last(n))
   if (
-    spec != last
+    not 1 <= n <= 3
+    or spec
+    != lax.conv_dimension_numbers(lhs.shape, rhs.shape, _channels_last(n))
     or lhs.shape[-1] > MAX_IN_CHANNELS
     or not (_ones(lhs_dilation) and _ones(rhs_dilation))
     or feature_group_count != 1
