@@ -198,7 +198,8 @@ def select(
   sparsity: float | Mapping[str, float],
   distribution: str = "uniform",
 ) -> Masks:
-  """Unit masks removing the lowest-scoring units, exact counts.
+  """Unit masks removing the lowest-scoring units, exact counts:
+  `jaxprune.compact.select_units` with these scores.
 
   Args:
     variables: the model's variables.
