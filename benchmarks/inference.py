@@ -18,9 +18,11 @@ speed-up compares the faster dense variant with the faster compacted one
 (`impl_<model>_<variant>` names them); `compact_speedup_xla_<model>_<pct>`
 is the same with XLA's convolution on both sides.
 
-The conv floor table times the models' convolutions alone, without
-jaxprune: every `conv_general_dilated` of the dense and the compacted
-programs, at batch 256, as bare calls in one jitted function, in four
+The conv floor table times the models' convolutions alone: every
+`conv_general_dilated` of the dense and the compacted programs (shapes
+and parameters read from the traced programs), at batch 256, as bare
+calls in one jitted function with no jaxprune or flax code, a third as
+many repetitions as at batch 256 (at least 3), in four
 implementations: XLA's NHWC convolution (the models' own), NCHW, explicit
 patches (`conv_general_dilated_patches`) and one matmul, and shifts
 (`conv_by_shifts`: <= 3 input channels; XLA's above). `conv_floor_<model>_
