@@ -246,6 +246,25 @@ def test_select_units_counts_and_scores():
   assert norms[kept].min() > norms[~kept].max()
 
 
+def test_select_units_takes_precomputed_scores():
+  model = models.LeNet300()
+  x = jnp.zeros(MNIST)
+  variables = model.init(jax.random.key(0), x)
+  units = compact.find_groups(model.apply, variables, x)
+  # fc1: even units score high, odd low; fc2: descending, so the last
+  # 25 of 100 go. A tie between units 0 and 1 of fc1 keeps unit 0.
+  fc1 = np.where(np.arange(300) % 2 == 0, 2.0, 1.0)
+  fc2 = np.arange(100.0)[::-1]
+  masks = compact.select_units(variables, units, 0.5, [fc1, fc2])
+  kept = np.asarray(masks["params"]["fc1"]["kernel"]).all(axis=0)
+  np.testing.assert_array_equal(kept, np.arange(300) % 2 == 0)
+  masks = compact.select_units(variables, units, 0.25, [np.ones(300), fc2])
+  kept1 = np.asarray(masks["params"]["fc1"]["kernel"]).all(axis=0)
+  kept2 = np.asarray(masks["params"]["fc2"]["kernel"]).all(axis=0)
+  np.testing.assert_array_equal(kept1, np.arange(300) < 225)
+  np.testing.assert_array_equal(kept2, np.arange(100) < 75)
+
+
 @pytest.mark.parametrize(
   "kwargs,match",
   [
@@ -255,6 +274,10 @@ def test_select_units_counts_and_scores():
     ({"sparsity": 0.5, "score": "random"}, "needs key"),
     ({"sparsity": 0.5, "distribution": "erk"}, "distribution='erk'"),
     ({"sparsity": {"f": 0.5}, "distribution": "global"}, "mapping"),
+    (
+      {"sparsity": 0.5, "score": [jnp.ones(300)]},
+      r"shapes \[\(300,\)\]; expected \[\(300,\), \(100,\)\]",
+    ),
   ],
 )
 def test_select_units_bad_input(kwargs, match):

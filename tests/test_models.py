@@ -236,3 +236,13 @@ def test_registry():
 def test_registry_unknown_name():
   with pytest.raises(ValueError, match="'resnet50'.*lenet300.*resnet20"):
     models.get("resnet50")
+
+
+def test_registry_argument_the_model_does_not_take():
+  with pytest.raises(
+    ValueError, match=r"'bert'.*\['num_classes'\].*no classes"
+  ):
+    models.get("bert", num_classes=3)
+  with pytest.raises(ValueError, match=r"\['width'\].*'num_classes'"):
+    models.get("lenet300", width=3)
+  assert models.get("bert", depth=2).depth == 2

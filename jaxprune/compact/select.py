@@ -12,7 +12,7 @@ whole unit.
 """
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -71,7 +71,7 @@ def select_units(
   variables: Params,
   units: Units,
   sparsity: float | Mapping[str, float],
-  score: str = "magnitude",
+  score: str | Sequence[jax.Array] = "magnitude",
   distribution: str = "uniform",
   key: jax.Array | None = None,
 ) -> Masks:
@@ -83,7 +83,9 @@ def select_units(
     sparsity: the fraction of units removed: one value, or a mapping from
       group-name pattern (`re.search`, last match wins) to a fraction;
       every group must match a pattern.
-    score: 'magnitude' or 'random' (see `unit_scores`).
+    score: 'magnitude' or 'random' (see `unit_scores`), or precomputed
+      scores: one array of `group.size` per group of `units` (e.g.
+      `jaxprune.posttrain.unit_scores.scores`).
     distribution: 'uniform' (each group at its fraction) or 'global' (one
       ranking over all units, `kept_count(all units, sparsity)` kept; each
       group first keeps its best unit, so a group is never emptied).
@@ -95,8 +97,8 @@ def select_units(
 
   Raises:
     ValueError: naming the field and value for a fraction outside [0, 1),
-      an unknown distribution, a mapping with 'global', or a group no
-      pattern matches.
+      an unknown distribution, a mapping with 'global', a group no
+      pattern matches, or score arrays that do not fit the groups.
 
   >>> import jax, jax.numpy as jnp
   >>> from jaxprune.compact import find_groups
@@ -114,7 +116,16 @@ def select_units(
       f"distribution={distribution!r}: expected 'uniform' or 'global'"
     )
   fractions = _fractions(units, sparsity, distribution)
-  scores = [np.asarray(s) for s in unit_scores(variables, units, score, key)]
+  if isinstance(score, str):
+    score = unit_scores(variables, units, score, key)
+  scores = [np.asarray(s) for s in score]
+  sizes = [s.shape for s in scores]
+  expected = [(g.size,) for g in units.groups]
+  if sizes != expected:
+    raise ValueError(
+      f"score arrays have shapes {sizes}; expected {expected}, one array "
+      "per group of `units`"
+    )
   if distribution == "global":
     keep = _global(scores, fractions[0])
   else:

@@ -10,6 +10,8 @@ next-token logits ``(batch, length, num_classes)``; ``BertEncoder`` (no
 attention mask and returns token states.
 """
 
+import dataclasses
+
 import flax.linen as nn
 
 from jaxprune.models.bert import BertEncoder
@@ -59,7 +61,9 @@ def get(name: str, **kwargs) -> nn.Module:
     The (unbound) Flax module.
 
   Raises:
-    ValueError: If ``name`` is not registered.
+    ValueError: If ``name`` is not registered, or for an argument the
+      model does not take (``num_classes`` for ``bert``, which returns
+      token states, not logits), naming the arguments it takes.
 
   >>> get("lenet300", num_classes=5).num_classes
   5
@@ -67,4 +71,14 @@ def get(name: str, **kwargs) -> nn.Module:
   if name not in MODELS:
     known = ", ".join(sorted(MODELS))
     raise ValueError(f"Unknown model {name!r}; known models: {known}.")
-  return MODELS[name](**kwargs)
+  cls = MODELS[name]
+  fields = [f.name for f in dataclasses.fields(cls) if f.init]
+  takes = [f for f in fields if f not in ("parent", "name")]
+  unknown = sorted(set(kwargs) - set(takes))
+  if unknown:
+    why = " (it has no classes)" if "num_classes" in unknown else ""
+    raise ValueError(
+      f"model {name!r} ({cls.__name__}) does not take {unknown}{why}; "
+      f"its arguments: {takes}"
+    )
+  return cls(**kwargs)

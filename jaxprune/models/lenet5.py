@@ -10,6 +10,8 @@ for 10 classes, about a thirtieth of the multiply-adds of Conv-4 per image.
 import flax.linen as nn
 import jax
 
+from jaxprune.models import shift_conv
+
 _INIT = nn.initializers.glorot_normal()
 
 
@@ -25,6 +27,12 @@ class LeNet5(nn.Module):
     num_classes: Number of output logits.
     features: Filters of the two convolutions and units of the two hidden
       dense layers (smaller after compaction).
+    conv_impl: 'xla' (`lax.conv_general_dilated`) or 'shifts'
+      (`shift_conv.conv_by_shifts`: the first convolution, and the second
+      once compaction leaves it three input channels or fewer, as sums of
+      shifted inputs; much faster on CPU, same outputs within float
+      rounding). The program of 'shifts' has no convolution for those
+      layers, so find groups, count FLOPs and calibrate with 'xla'.
 
   >>> import jax, jax.numpy as jnp
   >>> x = jnp.zeros((1, 28, 28, 1))
@@ -35,6 +43,7 @@ class LeNet5(nn.Module):
 
   num_classes: int = 10
   features: tuple[int, int, int, int] = (6, 16, 120, 84)
+  conv_impl: str = "xla"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -56,7 +65,12 @@ class LeNet5(nn.Module):
         "least 12x12 (28x28 as in MNIST)"
       )
     conv = lambda n, pad, name: nn.Conv(
-      n, (5, 5), padding=pad, kernel_init=_INIT, name=name
+      n,
+      (5, 5),
+      padding=pad,
+      kernel_init=_INIT,
+      conv_general_dilated=shift_conv.implementation(self.conv_impl),
+      name=name,
     )
     conv1, conv2, fc1, fc2 = self.features
     x = nn.max_pool(nn.relu(conv(conv1, "SAME", "conv1")(x)), (2, 2), (2, 2))

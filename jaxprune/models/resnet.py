@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxprune.models import shift_conv
+
 _INIT = nn.initializers.he_normal()
 
 
@@ -29,18 +31,23 @@ class _BasicBlock(nn.Module):
 
   ``inner`` is the first convolution's width (``filters`` when None); ``pad``
   the zero channels added below and above the shortcut when it widens (an
-  even split when None).
+  even split when None); ``conv_impl`` as ``ResNet20``'s.
   """
 
   filters: int
   stride: int
   inner: int | None = None
   pad: tuple[int, int] | None = None
+  conv_impl: str = "xla"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     conv = functools.partial(
-      nn.Conv, kernel_size=(3, 3), use_bias=False, kernel_init=_INIT
+      nn.Conv,
+      kernel_size=(3, 3),
+      use_bias=False,
+      kernel_init=_INIT,
+      conv_general_dilated=shift_conv.implementation(self.conv_impl),
     )
     inner = self.filters if self.inner is None else self.inner
     y = conv(inner, strides=self.stride, name="conv1")(x)
@@ -77,6 +84,8 @@ class ResNet20(nn.Module):
       block order; None: the stage's stream width.
     pads: For stages two and three, the zero channels the first block's
       shortcut adds below and above its input; None: an even split.
+    conv_impl: 'xla' or 'shifts': convolutions of three input channels or
+      fewer (the stem's) as sums of shifted inputs, as in ``LeNet5``.
 
   >>> import jax, jax.numpy as jnp
   >>> model, x = ResNet20(), jnp.zeros((1, 32, 32, 3))
@@ -91,6 +100,7 @@ class ResNet20(nn.Module):
   stream: tuple[int, int, int] = (16, 32, 64)
   inner: tuple[int, ...] | None = None
   pads: tuple[tuple[int, int], tuple[int, int]] | None = None
+  conv_impl: str = "xla"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -107,7 +117,12 @@ class ResNet20(nn.Module):
       raise ValueError(f"inner={self.inner}: expected 9 widths, one a block")
     pads = (None,) + tuple(self.pads or (None, None))
     x = nn.Conv(
-      self.stream[0], (3, 3), use_bias=False, kernel_init=_INIT, name="conv"
+      self.stream[0],
+      (3, 3),
+      use_bias=False,
+      kernel_init=_INIT,
+      conv_general_dilated=shift_conv.implementation(self.conv_impl),
+      name="conv",
     )(x)
     x = nn.relu(_batch_norm(train, "bn")(x))
     for stage, filters in enumerate(self.stream, start=1):
@@ -118,6 +133,7 @@ class ResNet20(nn.Module):
           2 if stage > 1 and first else 1,
           inner[3 * (stage - 1) + block - 1],
           pads[stage - 1] if first else None,
+          self.conv_impl,
           name=f"stage{stage}_block{block}",
         )(x, train)
     x = jnp.mean(x, axis=(1, 2))

@@ -100,8 +100,30 @@ def conv_patches(
   return jnp.swapaxes(patches, 1, 2).reshape(-1, c * int(np.prod(kernel_size)))
 
 
-def _rows_linen(module: nn.Module, x: jax.Array) -> tuple[jax.Array, int]:
-  """The input of a linen layer as rows, and the kernel's input axes."""
+def linen_rows(module: nn.Module, x: jax.Array) -> tuple[jax.Array, int]:
+  """The input of a linen Dense, DenseGeneral or Conv layer as rows.
+
+  A layer's kernel is the matrix of a Dense layer over these rows: one row
+  per token, pixel or output position (`conv_patches` for a Conv), its
+  features flattened in the order of the kernel's input axes.
+
+  Args:
+    module: the layer (bound or not; only its attributes are read).
+    x: its input.
+
+  Returns:
+    `(rows, n_in)`: rows `(positions, features)` and the number of
+    leading kernel axes that are inputs (1 for Dense, the contracted axes
+    for DenseGeneral, spatial axes + 1 for Conv).
+
+  Raises:
+    ValueError: for DenseGeneral with `batch_dims` or a grouped Conv.
+
+  >>> import flax.linen as nn
+  >>> rows, n_in = linen_rows(nn.Conv(4, (3, 3)), jnp.zeros((2, 5, 5, 3)))
+  >>> rows.shape, n_in
+  ((50, 27), 3)
+  """
   if isinstance(module, nn.Dense):
     return x.reshape(-1, x.shape[-1]), 1
   if isinstance(module, nn.DenseGeneral):
@@ -197,7 +219,7 @@ def _linen_hook(recorder: _Recorder):
       kind = type(module).__name__
       if not isinstance(module, nn.Dense | nn.DenseGeneral):
         kind = "Conv"
-      recorder.record(path, module, kind, _rows_linen, args[0])
+      recorder.record(path, module, kind, linen_rows, args[0])
     return next_fn(*args, **kwargs)
 
   with nn.intercept_methods(interceptor):

@@ -34,7 +34,7 @@ from jaxprune.compact.compaction import kept_units
 from jaxprune.compact.groups import Group, Member, Units
 from jaxprune.core.tree import path_str
 from jaxprune.core.types import Masks, Params
-from jaxprune.posttrain.calibration import _rows_linen
+from jaxprune.posttrain.calibration import linen_rows
 
 METHODS = ("none", "rescale", "liar")
 _LINEN = (nn.Dense, nn.DenseGeneral, nn.Conv)
@@ -50,7 +50,7 @@ def _capture(paths: frozenset[str], found: dict):
     if context.method_name == "__call__" and isinstance(module, _LINEN):
       path = "/".join(("params", *module.path, "kernel"))
       if path in paths and path not in found:
-        found[path] = _rows_linen(module, args[0])
+        found[path] = linen_rows(module, args[0])
     return next_fn(*args, **kwargs)
 
   with nn.intercept_methods(interceptor):

@@ -33,7 +33,6 @@ import numpy as np
 
 from jaxprune.compact import select as compact_select
 from jaxprune.compact.groups import Group, Member, Units
-from jaxprune.core import selection
 from jaxprune.core.tree import path_str
 from jaxprune.core.types import Masks, Params
 from jaxprune.posttrain import calibration
@@ -199,7 +198,8 @@ def select(
   sparsity: float | Mapping[str, float],
   distribution: str = "uniform",
 ) -> Masks:
-  """Unit masks removing the lowest-scoring units, exact counts.
+  """Unit masks removing the lowest-scoring units, exact counts:
+  `jaxprune.compact.select_units` with these scores.
 
   Args:
     variables: the model's variables.
@@ -229,25 +229,6 @@ def select(
   >>> masks['params']['fc1']['kernel'][0, :3].tolist()  # lowest removed
   [False, False, False]
   """
-  if distribution not in ("uniform", "global"):
-    raise ValueError(
-      f"distribution={distribution!r}: expected 'uniform' or 'global'"
-    )
-  sizes = [np.shape(s) for s in unit_scores]
-  expected = [(g.size,) for g in units.groups]
-  if sizes != expected:
-    raise ValueError(
-      f"unit_scores have shapes {sizes}; expected {expected}, one array "
-      "per group of `units`"
-    )
-  fractions = compact_select._fractions(units, sparsity, distribution)
-  scores = [np.asarray(s) for s in unit_scores]
-  if distribution == "global":
-    keep = compact_select._global(scores, fractions[0])
-  else:
-    keep = [
-      compact_select._top(s, int(selection.kept_count(s.size, f)))
-      for s, f in zip(scores, fractions, strict=True)
-    ]
-  keep = [np.asarray(k) for k in keep]
-  return compact_select.masks_from_keep(variables, units, keep)
+  return compact_select.select_units(
+    variables, units, sparsity, list(unit_scores), distribution
+  )
