@@ -11,6 +11,7 @@ import numpy as np
 import optax
 import pytest
 
+import jaxprune
 from jaxprune import algorithms, data
 from jaxprune.train import Trainer
 from jaxprune.train.cost import ForwardCost
@@ -24,6 +25,14 @@ class _TwoLayer(nn.Module):
   def __call__(self, x, train=False):
     x = nn.relu(nn.Dense(16, name="fc1")(x.reshape((x.shape[0], -1))))
     return nn.Dense(10, name="fc2")(x)
+
+
+class _ConvNet(nn.Module):
+  @nn.compact
+  def __call__(self, x, train=False):
+    x = nn.relu(nn.Conv(4, (3, 3), padding="SAME", name="conv1")(x))
+    x = nn.relu(nn.Conv(6, (3, 3), strides=2, name="conv2")(x))
+    return nn.Dense(10, name="fc")(x.reshape((x.shape[0], -1)))
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +109,32 @@ def test_forward_cost_rounds_each_layer_down_as_flops_does():
   assert cost.training([[18], [5]], [False, True], 2) == 2 * (
     3 * 187 + 2 * 57 + 187
   )
+
+
+def test_kept_counts_give_the_traced_count_of_a_conv_net(digits):
+  # Conv and Dense kernels: each weight costs its layer's output positions,
+  # so counts per leaf reproduce `jaxprune.flops` at any masks.
+  from jaxprune import flops
+  from jaxprune.experiments import costs
+
+  trainer = Trainer(
+    _ConvNet(),
+    digits,
+    pruner=algorithms.random(0.8, distribution="erk"),
+    optimizer=optax.sgd,
+    learning_rate=0.01,
+    batch_size=BATCH,
+    eval_every=5,
+  )
+  variables = trainer.init_variables(jax.random.key(0))
+  state = trainer.init(variables, seed=0, key=jax.random.key(1))
+  masks = jaxprune.masks_of(state.opt_state)
+  x = np.zeros((1, 8, 8, 1), np.float32)
+  apply = lambda p, x: trainer.model.apply({"params": p}, x)
+  traced = flops(apply, state.params, masks, x)
+  assert costs.inference(trainer, masks) == {
+    "dense": traced.dense,
+    "effective": traced.effective,
+    "relative": traced.effective / traced.dense,
+  }
+  assert traced.effective < traced.dense

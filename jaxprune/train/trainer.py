@@ -290,7 +290,12 @@ class Trainer:
     """
     variables = jax.eval_shape(self.init_variables, jax.random.key(0))
     x = jax.ShapeDtypeStruct((1,) + self._images.shape[1:], self._images.dtype)
-    others = {k: v for k, v in variables.items() if k != "params"}
+    # The other collections (BatchNorm statistics) enter as constants.
+    others = {
+      k: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), v)
+      for k, v in variables.items()
+      if k != "params"
+    }
     apply = lambda p, x: self.model.apply({"params": p, **others}, x)
     return flops(apply, variables["params"], None, x)
 
