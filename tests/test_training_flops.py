@@ -138,3 +138,33 @@ def test_kept_counts_give_the_traced_count_of_a_conv_net(digits):
     "relative": traced.effective / traced.dense,
   }
   assert traced.effective < traced.dense
+
+
+def _run(seed, accuracy, inference, training):
+  return {
+    "seed": seed,
+    "final_test_accuracy": accuracy,
+    "early_stop_test_accuracy": accuracy,
+    "early_stop_step": 10,
+    "sparsity": 0.9,
+    "wall_time_s": 1.0,
+    "inference_flops": {"dense": 10, "effective": 1, "relative": inference},
+    "training_flops": {"dense": 30, "effective": 3, "relative": training},
+  }
+
+
+def test_reports_summarize_and_plot_training_flops(tmp_path):
+  from jaxprune.experiments import sparse_report
+
+  runs = [_run(0, 0.8, 0.1, 0.1), _run(1, 0.9, 0.1, 0.3)]
+  row = {"method": "m", "target_sparsity": 0.9, **sparse_report.summarize(runs)}
+  assert row["training_flops"]["mean"] == pytest.approx(0.2)
+  assert "| 10.00 | 20.00 |" in sparse_report.details([row])
+  sparse_report.flops_plot([row], str(tmp_path / "flops.png"))
+  assert (tmp_path / "flops.png").stat().st_size > 0
+  # Results from before the FLOPs were measured: no columns, no plot.
+  old = [{k: v for k, v in r.items() if "flops" not in k} for r in runs]
+  row = {"method": "m", "target_sparsity": 0.9, **sparse_report.summarize(old)}
+  assert "training_flops" not in row
+  with pytest.raises(ValueError, match="no run recorded training_flops"):
+    sparse_report.flops_plot([row], str(tmp_path / "none.png"))

@@ -248,7 +248,8 @@ def flops_plot(
   """Test accuracy against training FLOPs in % of dense training (log
   axis), as in the RigL and GraNet papers: one line per method through its
   target sparsities, each point labelled with its target; dense runs are a
-  dashed line. Rows without training FLOPs are left out.
+  star at their cost (100%) and a dashed line. Rows without training FLOPs
+  are left out.
 
   Raises:
     ValueError: if no row has training FLOPs.
@@ -268,10 +269,11 @@ def flops_plot(
       key=lambda r: r["training_flops"]["mean"],
     )
     y = [100 * r[metric]["mean"] for r in mine]
-    if all(r["target_sparsity"] == 0 for r in mine):
-      ax.axhline(y[0], color="gray", linestyle="--", label=method)
-      continue
     x = [100 * r["training_flops"]["mean"] for r in mine]
+    if all(r["target_sparsity"] == 0 for r in mine):
+      ax.axhline(y[0], color="gray", linestyle="--")
+      ax.plot(x[0], y[0], "*", color="gray", markersize=10, label=method)
+      continue
     std = [100 * r[metric]["std"] for r in mine]
     ax.errorbar(x, y, yerr=std, capsize=3, label=method, **styles[method])
     for r, xi, yi in zip(mine, x, y, strict=True):
@@ -287,9 +289,9 @@ def flops_plot(
   ax.set_xlabel("training FLOPs (% of dense training)")
   ax.set_ylabel(f"{LABELS[metric]} (%)")
   ax.grid(True, which="both", alpha=0.3)
-  ax.xaxis.set_major_formatter(
-    matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
-  )
+  plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+  ax.xaxis.set_major_formatter(plain)
+  ax.xaxis.set_minor_formatter(plain)
   ax.legend(fontsize="x-small", ncol=2)
   if title:
     ax.set_title(title)
