@@ -5,10 +5,11 @@ of multiply-adds (one per output position), so the forward pass at any
 masks is exact from the kept count of each masked leaf:
 `dense_l * kept_l // size_l` for a leaf whose products cost `dense_l` at
 full density (`jaxprune.flops`, the same rounding), plus the products that
-read no masked leaf. The compiled step only counts kept entries
-(`kept_counts`); the host turns the counts into multiply-adds
-(`ForwardCost`) and a run's total by the RigL paper's accounting
-(`jaxprune.compact.flops.training_flops`).
+read no masked leaf. Masks change only on the pruner's update steps: the
+compiled step counts kept entries (`kept_counts`) on those only, the host
+carries the counts in force from step to step (`in_force`) and turns them
+into multiply-adds (`ForwardCost`) and a run's total by the RigL paper's
+accounting (`jaxprune.compact.flops.training_flops`).
 """
 
 from collections.abc import Sequence
@@ -28,6 +29,34 @@ def kept_counts(masks: Masks) -> jax.Array:
   if not leaves:
     return jnp.zeros((0,), jnp.int32)
   return jnp.stack([jnp.sum(m, dtype=jnp.int32) for m in leaves])
+
+
+def in_force(
+  current: np.ndarray, changed: np.ndarray, after: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+  """Each step's kept counts, from the updates that changed them.
+
+  Args:
+    current: `(leaves,)` counts in force before the first step.
+    changed: `(steps,)` whether a step's update may have changed the masks
+      (its new masks count from the next step on).
+    after: `(steps, leaves)` the counts a changing update left.
+
+  Returns:
+    `(steps, leaves)` the counts of each step's forward pass, and the
+    counts in force after the last step.
+
+  >>> counts, last = in_force(np.array([5]), np.array([False, True, False]),
+  ...                         np.array([[0], [3], [0]]))
+  >>> counts.ravel().tolist(), last.tolist()
+  ([5, 5, 3], [3])
+  """
+  counts = np.empty((len(changed), len(current)), np.int64)
+  for i, change in enumerate(changed):
+    counts[i] = current
+    if change:
+      current = np.asarray(after[i], np.int64)
+  return counts, current
 
 
 class ForwardCost:
