@@ -168,3 +168,31 @@ def test_reports_summarize_and_plot_training_flops(tmp_path):
   assert "training_flops" not in row
   with pytest.raises(ValueError, match="no run recorded training_flops"):
     sparse_report.flops_plot([row], str(tmp_path / "none.png"))
+
+
+def test_granet_pruning_alone_needs_no_dense_gradient():
+  # Pruning every 10 steps in [0, 100], regrowth only until step 50: the
+  # updates of steps 60-100 read |w| alone.
+  pruner = algorithms.granet(
+    0.9, begin=0, end=100, frequency=10, total_steps=200, regrow_end=50
+  )
+  steps = [0, 10, 50, 55, 60, 100, 150]
+  assert [bool(pruner.dense_gradient(t)) for t in steps] == [
+    True,
+    True,
+    True,
+    False,
+    False,
+    False,
+    False,
+  ]
+  assert [bool(pruner.is_update_step(t)) for t in steps] == [
+    True,
+    True,
+    True,
+    False,
+    True,
+    True,
+    False,
+  ]
+  assert not algorithms.set_(0.9, end=100).dense_gradient(50)
