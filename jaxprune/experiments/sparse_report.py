@@ -289,9 +289,15 @@ def flops_plot(
   ax.set_xlabel("training FLOPs (% of dense training)")
   ax.set_ylabel(f"{LABELS[metric]} (%)")
   ax.grid(True, which="both", alpha=0.3)
-  plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
-  ax.xaxis.set_major_formatter(plain)
-  ax.xaxis.set_minor_formatter(plain)
+  ax.xaxis.set_major_formatter(
+    matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+  )
+  # Minor ticks labelled at 2, 3 and 5 times a power of ten only.
+  ax.xaxis.set_minor_formatter(
+    matplotlib.ticker.FuncFormatter(
+      lambda v, _: f"{v:g}" if f"{v:e}"[0] in "235" else ""
+    )
+  )
   ax.legend(fontsize="x-small", ncol=2)
   if title:
     ax.set_title(title)
