@@ -20,6 +20,10 @@ A pruner is a frozen value with pure functions. `jaxprune.wrap` needs only:
 - optionally `needs_key`, True when masks are drawn at random: `wrap`
   then refuses to run without a key (it would otherwise draw from an
   all-zero one);
+- optionally `dense_gradient(step) -> bool array`, True on the steps
+  whose update reads the gradient of pruned entries too (growth by
+  gradient: RigL, GraNet); the trainer counts their dense backward pass
+  in a run's training FLOPs. Absent: never;
 - optionally `only_prunes`, True when `update` never returns an entry that
   the masks it is given prune. `wrap` then masks each step with the new
   masks alone: reading the old masks after the update would make XLA copy

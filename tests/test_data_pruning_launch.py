@@ -85,6 +85,17 @@ def test_same_epochs_budget_and_label_noise(tmp_path):
   assert runs["full"]["steps"] == 20
   assert runs["random"]["steps"] == -(-20 * 649 // N) == 11
   assert runs["random"]["budget"] == "epochs"
+  # Dense training at 3 multiply-adds a weight (50,200 on 8x8 inputs) and
+  # example: 11 of the full run's 20 steps.
+  full = 3 * 50_200 * config.train.batch_size * 20
+  assert runs["full"]["training_flops"] == {
+    "dense": full,
+    "effective": full,
+    "relative": 1.0,
+  }
+  assert runs["random"]["training_flops"]["effective"] == full * 11 // 20
+  assert runs["random"]["inference_flops"]["relative"] == 1.0
+  assert "| random |  | 55.0 |" in (tmp_path / "results.md").read_text()
   assert runs["full"]["noisy_fraction"] == round(0.2 * N) / N
   top = results["scores"]["corrupted_in_top10"]
   assert set(top) == {"el2n", "random"}

@@ -56,6 +56,22 @@ def test_two_round_smoke_run_writes_results_and_plots(quick_run):
   ]
   for arm in ("reinit", "random_mask"):
     assert by_arm[(arm, 1)]["layers"] == layers
+  # A kept weight is a multiply-add per example; a training runs its steps
+  # (rewind step to 100) at fixed masks: 3 per kept weight and example.
+  config = json.loads((workdir / "config.json").read_text())
+  examples = config["train"]["batch_size"] * (100 - config["rewind_step"])
+  for (_, rnd), r in by_arm.items():
+    kept = 50_200 if rnd == 0 else 30_320
+    assert r["inference_flops"] == {
+      "dense": 50_200,
+      "effective": kept,
+      "relative": kept / 50_200,
+    }
+    assert r["training_flops"]["dense"] == 3 * 50_200 * examples
+    assert r["training_flops"]["effective"] == 3 * kept * examples
+  imp = {r["round"]: r for r in results["summary"] if r["arm"] == "imp"}
+  assert imp[1]["imp_training_mean"] == pytest.approx(1 + 30_320 / 50_200)
+  assert "| IMP rounds' training |" in (workdir / "results.md").read_text()
   for r in results["runs"]:
     assert 0 <= r["early_stop_step"] <= 100
     assert 0.0 <= r["early_stop_test_accuracy"] <= 1.0

@@ -77,7 +77,17 @@ def test_granet_smoke_run_ends_exactly_on_the_target(granet_run):
     kernel = variables["params"][layer]["kernel"]
     assert not kernel[~masks[layer]["kernel"]].any()
   # Every kept weight is one multiply-add per example.
-  assert run["inference_flops"] == {"dense": WEIGHTS, "effective": 5_020}
+  assert run["inference_flops"] == {
+    "dense": WEIGHTS,
+    "effective": 5_020,
+    "relative": 5_020 / WEIGHTS,
+  }
+  # Training from dense: 3 multiply-adds a weight and example, above the
+  # final count (pruning), never above dense training's.
+  training = run["training_flops"]
+  batch = json.loads((workdir / "config.json").read_text())["train"]
+  assert training["dense"] == 3 * WEIGHTS * batch["batch_size"] * 100
+  assert 5_020 / WEIGHTS < training["relative"] < 1.0
   assert run["final_step"] == 100
   # Early stopping only looks after the last pruning update (step 50).
   assert run["early_stop_step"] in (75, 100)

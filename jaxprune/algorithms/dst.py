@@ -173,6 +173,14 @@ class DropGrowPruner:
       update = update & (jnp.asarray(step) != 0)  # init drew the start
     return update
 
+  def dense_gradient(self, step: jax.Array) -> jax.Array | bool:
+    """Whether the update of `step` reads the dense gradient: a regrowth
+    by gradient (RigL, GraNet); SET grows at random and GraNet's pruning
+    reads |w| only (the training-FLOPs accounting of `jaxprune.flops`)."""
+    if self.growth != "gradient":
+      return False
+    return self.is_update_step(step) & self._regrows(step)
+
   def forward(self, params: Params, masks: Masks, aux: Any) -> Params:
     del masks, aux
     return params

@@ -65,11 +65,13 @@ from jaxprune.data_pruning.scores import (
   random_scores,
 )
 from jaxprune.data_pruning.selection import check_scores, select
+from jaxprune.experiments import costs
 from jaxprune.experiments import data_pruning_report as report
 from jaxprune.experiments import workdir as wd
 from jaxprune.experiments.sparse import _learning_rate, _optimizer
 from jaxprune.models import get as get_model
 from jaxprune.train import Trainer
+from jaxprune.transform import masks_of
 
 RESULTS = "results.json"
 REPORT = "results.md"
@@ -290,6 +292,13 @@ def _train(config, trainer, indices, seed, corrupted) -> dict:
     "final_val_accuracy": result.final["val_accuracy"],
     "best_val_test_accuracy": result.early_stop["test_accuracy"],
     "wall_time_s": time.perf_counter() - begin,
+    "inference_flops": costs.inference(
+      trainer, masks_of(result.state.opt_state)
+    ),
+    # Against the full-data run's budget: the same steps or fewer.
+    "training_flops": costs.training(
+      trainer, result.history, config.train.steps
+    ),
   }
 
 
@@ -300,7 +309,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     The content of results.json: `runs` (one record per method, keep
     fraction and seed: test accuracy at the end and at the best
     validation evaluation, examples kept, steps, epochs, fraction of
-    corrupted labels kept, seconds), `summary` (per method and keep
+    corrupted labels kept, seconds, `inference_flops` and
+    `training_flops`, the latter against the full-data run's
+    `train.steps`, as `costs` gives them), `summary` (per method and keep
     fraction, over seeds) and `scores` (rank correlations between scores;
     with label noise, the fraction of corrupted labels among the top 10%
     of each score).

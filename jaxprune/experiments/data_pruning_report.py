@@ -14,7 +14,9 @@ METRIC = "final_test_accuracy"
 
 def summarize(runs: list[dict]) -> list[dict]:
   """Per (method, keep fraction): seeds, mean and sample std of the final
-  test accuracy, mean examples kept, steps and noisy fraction.
+  test accuracy, mean examples kept, steps and noisy fraction, and the
+  mean training FLOPs relative to the full-data run (`training_flops`)
+  where every record has them.
 
   >>> rows = summarize([{'method': 'm', 'keep_fraction': 0.5, 'seed': s,
   ...   'final_test_accuracy': a, 'kept': 5, 'steps': 9,
@@ -28,8 +30,13 @@ def summarize(runs: list[dict]) -> list[dict]:
   rows = []
   for (method, fraction), group in groups.items():
     acc = np.array([r[METRIC] for r in group])
+    flops = {}
+    if all("training_flops" in r for r in group):
+      relative = [r["training_flops"]["relative"] for r in group]
+      flops["training_flops"] = float(np.mean(relative))
     rows.append(
       {
+        **flops,
         "method": method,
         "keep_fraction": fraction,
         "seeds": sorted(r["seed"] for r in group),
@@ -108,6 +115,20 @@ def markdown(results: dict) -> str:
       for f in fractions
     ]
     lines.append(f"| {m} | " + " | ".join(values) + " |")
+  if all("training_flops" in r for r in rows):
+    lines += [
+      "",
+      "Training FLOPs, % of the full-data run (`train.steps` steps):",
+      "",
+      "| method | " + " | ".join(f"keep {f:g}" for f in fractions) + " |",
+      "|---|" + "---|" * len(fractions),
+    ]
+    for m in methods:
+      values = [
+        f"{100 * c['training_flops']:.1f}" if (c := cell.get((m, f))) else ""
+        for f in fractions
+      ]
+      lines.append(f"| {m} | " + " | ".join(values) + " |")
   stats = results["scores"]
   if "corrupted_in_top10" in stats:
     lines += ["", "Corrupted labels among each score's top 10%:", ""]

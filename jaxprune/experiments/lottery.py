@@ -53,7 +53,7 @@ import ml_collections
 from jaxprune.algorithms import fixed, lottery
 from jaxprune.core.policy import Policy
 from jaxprune.core.summary import summary
-from jaxprune.experiments import checks, lottery_report
+from jaxprune.experiments import checks, costs, lottery_report
 from jaxprune.experiments import workdir as wd
 from jaxprune.experiments.progress import announce
 from jaxprune.train import Trainer
@@ -183,7 +183,7 @@ class _Reporter:
       self.writer = None
 
 
-def _record(result, masks, seed, arm, rnd) -> dict:
+def _record(trainer, result, masks, seed, arm, rnd, steps) -> dict:
   counts = summary(masks)
   early = result.early_stop
   return {
@@ -202,6 +202,8 @@ def _record(result, masks, seed, arm, rnd) -> dict:
     "early_stop_test_accuracy": early["test_accuracy"],
     "final_step": result.final["step"],
     "final_test_accuracy": result.final["test_accuracy"],
+    "inference_flops": costs.inference(trainer, masks),
+    "training_flops": costs.training(trainer, result.history, steps),
   }
 
 
@@ -215,7 +217,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   Returns:
     The content of results.json: `runs`, one record per training (seed,
     arm, round, weights remaining overall and per layer, early-stop step,
-    test accuracy there and at the end), and `summary`, the means and
+    test accuracy there and at the end, `inference_flops` of one example
+    at its masks and `training_flops` of its steps against dense training
+    of as many, as `costs` gives them), and `summary`, the means and
     spreads over seeds per arm and round.
 
   Raises:
@@ -313,7 +317,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
           following,
         )
         next_tickets[seed, rnd + 1] = following
-      runs.append(_record(result, masks, seed, arm, rnd))
+      runs.append(_record(trainer, result, masks, seed, arm, rnd, steps - k))
       wd.save_trained(
         os.path.join(seed_dir(seed), TRAINED.format(arm=arm, round=rnd)),
         result.state.variables,

@@ -24,7 +24,12 @@ def summarize(runs: list[dict]) -> list[dict]:
 
   Returns:
     Rows sorted by arm then round, with `seeds`, `remaining` and, for each
-    metric, `<metric>_mean`, `_min` and `_max`.
+    metric, `<metric>_mean`, `_min` and `_max`. Where every record has
+    `inference_flops` and `training_flops`, the rows add their `relative`
+    means (`inference_flops_mean`, `training_flops_mean`), and IMP rows
+    `imp_training_mean`: the training FLOPs of IMP rounds 0 to this one,
+    in dense trainings of a round (what finding and training the ticket
+    cost).
 
   >>> summarize([{'arm': 'imp', 'round': 0, 'seed': s, 'remaining': 1.0,
   ...   'early_stop_step': 10 * s, 'early_stop_test_accuracy': 0.9,
@@ -51,24 +56,61 @@ def summarize(runs: list[dict]) -> list[dict]:
       row[f"{metric}_mean"] = float(np.mean(values))
       row[f"{metric}_min"] = float(np.min(values))
       row[f"{metric}_max"] = float(np.max(values))
+    if all("training_flops" in r for r in runs):
+      for metric in ("inference_flops", "training_flops"):
+        row[f"{metric}_mean"] = float(
+          np.mean([r[metric]["relative"] for r in group])
+        )
+      if arm == "imp":
+        row["imp_training_mean"] = float(
+          np.mean([_imp_total(runs, r["seed"], rnd) for r in group])
+        )
     rows.append(row)
   return rows
 
 
-def table(rows: list[dict]) -> str:
-  """A Markdown table of `summarize`'s rows."""
-  lines = [
-    "| arm | round | weights remaining | early-stop iteration "
-    "| test acc. at early stop | final test acc. | seeds |",
-    "|---|---:|---:|---:|---:|---:|---:|",
+def _imp_total(runs: list[dict], seed: int, last: int) -> float:
+  """Training FLOPs of the IMP rounds 0 to `last` of `seed`, relative to
+  dense training of one round."""
+  imp = [
+    r
+    for r in runs
+    if (r["arm"], r["seed"]) == ("imp", seed) and r["round"] <= last
   ]
+  return (
+    sum(r["training_flops"]["effective"] for r in imp)
+    / (imp[0]["training_flops"]["dense"])
+  )
+
+
+def table(rows: list[dict]) -> str:
+  """A Markdown table of `summarize`'s rows; with FLOPs, three more
+  columns: inference and training FLOPs (% of dense) and, for IMP, the
+  training FLOPs of all its rounds so far in dense trainings of a
+  round."""
+  flops = any("training_flops_mean" in r for r in rows)
+  head = "| arm | round | weights remaining | early-stop iteration "
+  head += "| test acc. at early stop | final test acc. | seeds |"
+  rule = "|---|---:|---:|---:|---:|---:|---:|"
+  if flops:
+    head += " inference FLOPs | training FLOPs | IMP rounds' training |"
+    rule += "---:|---:|---:|"
+  lines = [head, rule]
   for r in rows:
-    lines.append(
+    line = (
       f"| {r['arm']} | {r['round']} | {100 * r['remaining']:.1f}% "
       f"| {r['early_stop_step_mean']:.0f} "
       f"| {100 * r['early_stop_test_accuracy_mean']:.2f}% "
       f"| {100 * r['final_test_accuracy_mean']:.2f}% | {len(r['seeds'])} |"
     )
+    if flops:
+      total = r.get("imp_training_mean")
+      line += (
+        f" {100 * r['inference_flops_mean']:.1f}% "
+        f"| {100 * r['training_flops_mean']:.1f}% "
+        f"| {'' if total is None else f'{total:.2f}x'} |"
+      )
+    lines.append(line)
   return "\n".join(lines) + "\n"
 
 

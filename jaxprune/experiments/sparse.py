@@ -81,11 +81,10 @@ import optax
 from jaxprune.algorithms import lottery, pai
 from jaxprune.algorithms.pdp import PDPPruner, hard_masks
 from jaxprune.api import create
-from jaxprune.compact.flops import flops
 from jaxprune.core.summary import summary
 from jaxprune.core.tree import apply_masks
 from jaxprune.data import load
-from jaxprune.experiments import checks, sparse_report
+from jaxprune.experiments import checks, costs, sparse_report
 from jaxprune.experiments import workdir as wd
 from jaxprune.experiments.progress import announce
 from jaxprune.models import get as get_model
@@ -275,7 +274,11 @@ def _hardening(trainer, state, history, path) -> dict:
   hard = hard_masks(state.params, state.opt_state)
   record = {
     "step": int(state.step),
-    "soft": {k: v for k, v in soft.items() if k not in ("step", "train_loss")},
+    "soft": {
+      k: v
+      for k, v in soft.items()
+      if k not in ("step", "train_loss", "train_macs")
+    },
     "hard": trainer.evaluate(state, apply_masks(state.params, hard)),
   }
   # Kept in memory too: on several hosts only the first writes the file.
@@ -349,7 +352,8 @@ def _train(config, trainer, pruner, seed, directory, callback, bar) -> dict:
       for r in counts.rows
     },
     "wall_time_s": seconds,
-    "inference_flops": _inference_flops(trainer, state),
+    "inference_flops": costs.inference(trainer, masks),
+    "training_flops": costs.training(trainer, result.history, steps),
   }
   if hardening is not None:
     record["hardening_step"] = hardening["step"]
@@ -368,17 +372,6 @@ def row(results: dict, workdir: str = "") -> dict:
   }
 
 
-def _inference_flops(trainer, state) -> dict[str, int]:
-  """Multiply-adds of one example through the final model, dense and at
-  its final masks (`jaxprune.flops`)."""
-  images = trainer.dataset.train.images
-  example = jnp.zeros((1, *images.shape[1:]), images.dtype)
-  extra = {"batch_stats": state.batch_stats} if state.batch_stats else {}
-  forward = lambda p, x: trainer.model.apply({"params": p, **extra}, x)
-  count = flops(forward, state.params, masks_of(state.opt_state), example)
-  return {"dense": count.dense, "effective": count.effective}
-
-
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Runs (or resumes) a sparse-training experiment in `workdir`.
 
@@ -391,9 +384,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     '(layerwise shuffle)' for shuffled prune-at-init masks),
     `target_sparsity`, `model`, `dataset`, `runs` (per seed: test accuracy
     at the end and at early stop, the early-stop step, the final masks'
-    sparsity overall and per layer, training seconds, the multiply-adds of
-    one example dense and at the final masks; for PDP the soft and
-    hardened test accuracy at hardening) and `summary`
+    sparsity overall and per layer, training seconds, `inference_flops`:
+    the multiply-adds of one example dense and at the final masks, and
+    `training_flops`: those of the training as measured, against dense
+    training of `train.steps` steps, both as `costs` gives them; for PDP
+    the soft and hardened test accuracy at hardening) and `summary`
     (`sparse_report.summarize`).
 
   Raises:

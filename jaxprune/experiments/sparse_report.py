@@ -4,7 +4,10 @@ Collects the results.json of several `jaxprune.experiments.sparse` workdirs
 into one comparison, method by target sparsity:
 
   python -m jaxprune.experiments.sparse_report /tmp/sparse_* \
-    --out results.md --plot accuracy.png
+    --out results.md --plot accuracy.png --flops-plot flops.png
+
+`--flops-plot` draws test accuracy against training FLOPs, as the RigL
+and GraNet papers do (`flops_plot`).
 
 Spreads are sample standard deviations over seeds (0 for one seed).
 """
@@ -34,6 +37,13 @@ OPTIONAL = (
 )
 """Metrics of some methods only (PDP's soft and hardened models), summarized
 where every run of a row has them."""
+FLOPS = {
+  "inference_flops": "inference FLOPs",
+  "training_flops": "training FLOPs",
+}
+"""Costs relative to dense (the `relative` of each run's record,
+`jaxprune.experiments.costs`), summarized where every run of a row has
+them."""
 ACCURACIES = {
   "final_test_accuracy": "final test accuracy",
   "early_stop_test_accuracy": "test accuracy at early stop",
@@ -47,7 +57,8 @@ LABELS = {**ACCURACIES, **HARDENING}
 
 def summarize(runs: list[dict]) -> dict:
   """`seeds`, and the mean, standard deviation, min and max of each metric
-  (and of each `OPTIONAL` one every run has).
+  (and of each `OPTIONAL` one every run has, and of the `FLOPS` relative
+  to dense where every run recorded them).
 
   >>> s = summarize([{'seed': s, 'final_test_accuracy': a,
   ...   'early_stop_test_accuracy': a, 'early_stop_step': 10, 'sparsity': 0.9,
@@ -57,8 +68,12 @@ def summarize(runs: list[dict]) -> dict:
   """
   out = {"seeds": sorted(r["seed"] for r in runs)}
   optional = [m for m in OPTIONAL if all(m in r for r in runs)]
-  for metric in (*METRICS, *optional):
-    values = np.array([r[metric] for r in runs], np.float64)
+  columns = {m: [r[m] for r in runs] for m in (*METRICS, *optional)}
+  for metric in FLOPS:
+    if all(metric in r for r in runs):
+      columns[metric] = [r[metric]["relative"] for r in runs]
+  for metric, column in columns.items():
+    values = np.array(column, np.float64)
     out[metric] = {
       "mean": float(values.mean()),
       "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
@@ -140,20 +155,23 @@ def pivot(rows: list[dict], metric: str = "final_test_accuracy") -> str:
 
 def details(rows: list[dict]) -> str:
   """A Markdown table with one line per row: measured sparsity, seeds,
-  both accuracies, early-stop step and training time."""
+  both accuracies, early-stop step, training time and, where the runs
+  recorded them, inference and training FLOPs in % of dense."""
   lines = [
     "| method | target | sparsity | seeds | final test acc. (%) "
-    "| test acc. at early stop (%) | early-stop step | train time (s) |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|",
+    "| test acc. at early stop (%) | early-stop step | train time (s) "
+    "| inference FLOPs (% of dense) | training FLOPs (% of dense) |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   ]
   for r in rows:
+    flops = [f"{100 * r[m]['mean']:.2f}" if m in r else "" for m in FLOPS]
     lines.append(
       f"| {r['method']} | {r['target_sparsity']:g} "
       f"| {r['sparsity']['mean']:.4f} | {len(r['seeds'])} "
       f"| {_percent(r['final_test_accuracy'])} "
       f"| {_percent(r['early_stop_test_accuracy'])} "
       f"| {r['early_stop_step']['mean']:.0f} "
-      f"| {r['wall_time_s']['mean']:.1f} |"
+      f"| {r['wall_time_s']['mean']:.1f} | {flops[0]} | {flops[1]} |"
     )
   return "\n".join(lines) + "\n"
 
@@ -192,12 +210,7 @@ def plot(rows: list[dict], path: str, title: str = "") -> None:
   points lie far below the rest (`zoom_range`), a second row shows the
   same lines on the range of the others."""
   methods = dict.fromkeys(r["method"] for r in rows)
-  # Up to 20 colours, each with its own marker: the default cycle repeats
-  # its 10 colours, and a sweep has more methods than that.
-  styles = {
-    m: dict(color=plt.get_cmap("tab20")(i % 20), marker="osD^vP*Xph"[i % 10])
-    for i, m in enumerate(methods)
-  }
+  styles = _styles(methods)
   zoom = zoom_range([100 * r[m]["mean"] for r in rows for m in ACCURACIES])
   n_rows = 1 if zoom is None else 2
   fig, axes = plt.subplots(
@@ -212,6 +225,82 @@ def plot(rows: list[dict], path: str, title: str = "") -> None:
   axes[0][0].legend(fontsize="small")
   if title:
     fig.suptitle(title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def _styles(methods) -> dict:
+  """Up to 20 colours, each with its own marker: the default cycle repeats
+  its 10 colours, and a sweep has more methods than that."""
+  return {
+    m: dict(color=plt.get_cmap("tab20")(i % 20), marker="osD^vP*Xph"[i % 10])
+    for i, m in enumerate(methods)
+  }
+
+
+def flops_plot(
+  rows: list[dict],
+  path: str,
+  title: str = "",
+  metric: str = "final_test_accuracy",
+) -> None:
+  """Test accuracy against training FLOPs in % of dense training (log
+  axis), as in the RigL and GraNet papers: one line per method through its
+  target sparsities, each point labelled with its target; dense runs are a
+  star at their cost (100%) and a dashed line. Rows without training FLOPs
+  are left out.
+
+  Raises:
+    ValueError: if no row has training FLOPs.
+  """
+  rows = [r for r in rows if "training_flops" in r]
+  if not rows:
+    raise ValueError(
+      "no run recorded training_flops (results.json written before they "
+      "were measured): rerun the experiments to plot them"
+    )
+  methods = dict.fromkeys(r["method"] for r in rows)
+  styles = _styles(methods)
+  fig, ax = plt.subplots(figsize=(7, 5))
+  for method in methods:
+    mine = sorted(
+      (r for r in rows if r["method"] == method),
+      key=lambda r: r["training_flops"]["mean"],
+    )
+    y = [100 * r[metric]["mean"] for r in mine]
+    x = [100 * r["training_flops"]["mean"] for r in mine]
+    if all(r["target_sparsity"] == 0 for r in mine):
+      ax.axhline(y[0], color="gray", linestyle="--")
+      ax.plot(x[0], y[0], "*", color="gray", markersize=10, label=method)
+      continue
+    std = [100 * r[metric]["std"] for r in mine]
+    ax.errorbar(x, y, yerr=std, capsize=3, label=method, **styles[method])
+    for r, xi, yi in zip(mine, x, y, strict=True):
+      ax.annotate(
+        f"{r['target_sparsity']:g}",
+        (xi, yi),
+        textcoords="offset points",
+        xytext=(4, 3),
+        fontsize="x-small",
+        color=styles[method]["color"],
+      )
+  ax.set_xscale("log")
+  ax.set_xlabel("training FLOPs (% of dense training)")
+  ax.set_ylabel(f"{LABELS[metric]} (%)")
+  ax.grid(True, which="both", alpha=0.3)
+  ax.xaxis.set_major_formatter(
+    matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+  )
+  # Minor ticks labelled at 2, 3 and 5 times a power of ten only.
+  ax.xaxis.set_minor_formatter(
+    matplotlib.ticker.FuncFormatter(
+      lambda v, _: f"{v:g}" if f"{v:e}"[0] in "235" else ""
+    )
+  )
+  ax.legend(fontsize="x-small", ncol=2)
+  if title:
+    ax.set_title(title)
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
@@ -306,6 +395,10 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument("workdirs", nargs="+", help="sparse-training workdirs")
   parser.add_argument("--out", help="Markdown file (default: print it)")
   parser.add_argument("--plot", help="PNG of accuracy against sparsity")
+  parser.add_argument(
+    "--flops-plot",
+    help="PNG of test accuracy against training FLOPs (%% of dense)",
+  )
   parser.add_argument("--title", default="", help="the plot's title")
   parser.add_argument(
     "--methods", help="comma-separated methods to keep (default: all)"
@@ -329,6 +422,8 @@ def main(argv: list[str] | None = None) -> None:
     print(text, end="")
   if args.plot:
     plot(rows, args.plot, title=args.title)
+  if args.flops_plot:
+    flops_plot(rows, args.flops_plot, title=args.title)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,10 @@ same compiled step. The batch of step t depends on t only
 (`jaxprune.train.order`) and the learning rate is a function of t, so a run
 resumed or rewound to step k continues exactly as an uninterrupted one.
 
+Every step that may change the masks also returns their new kept counts
+per leaf, so that the training's multiply-adds are measured at the masks
+in force step by step (`jaxprune.train.cost`).
+
 Every `eval_every` steps (and at the first and last step) the whole
 validation and test splits are evaluated; every `checkpoint_every` steps the
 state and the evaluations so far are checkpointed; `fit` resumes from the
@@ -15,6 +19,7 @@ latest checkpoint of its directory.
 
 import copy
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -25,14 +30,23 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxprune.compact.flops import Flops, flops
 from jaxprune.core.tree import apply_masks
 from jaxprune.core.types import Masks, Params
 from jaxprune.data import Dataset
 from jaxprune.train import evaluation
 from jaxprune.train.checkpoints import Checkpoints
+from jaxprune.train.cost import ForwardCost, in_force, kept_counts
 from jaxprune.train.order import batch_indices
 from jaxprune.train.parallel import layout
-from jaxprune.transform import check, forward, masks_of, set_masks, wrap
+from jaxprune.transform import (
+  check,
+  forward,
+  masks_of,
+  set_masks,
+  state_of,
+  wrap,
+)
 
 
 @flax.struct.dataclass
@@ -71,7 +85,9 @@ class FitResult:
   Attributes:
     state: the state after the last step.
     history: one record per evaluation: `step`, `train_loss` (mean since
-      the previous record; None for the first), `val_loss`,
+      the previous record; None for the first), `train_macs` (the
+      training's multiply-adds since the state `fit` was first given, by
+      the RigL paper's accounting: see `Trainer.flops`), `val_loss`,
       `val_accuracy`, `test_loss`, `test_accuracy`.
   """
 
@@ -209,6 +225,7 @@ class Trainer:
       )
     self.model = model
     self.dataset = dataset
+    self.pruner = pruner
     self.batch_size = batch_size
     self.eval_every = eval_every
     self.steps_per_dispatch = steps_per_dispatch
@@ -259,6 +276,28 @@ class Trainer:
       None if subset is None else _checked_subset(subset, self._num_train)
     )
     return new
+
+  @functools.cached_property
+  def flops(self) -> Flops:
+    """Multiply-adds of one example's forward pass at full density, per
+    layer (`jaxprune.flops`, traced on abstract variables).
+
+    A step at masks whose forward costs f multiply-adds an example costs
+    `batch_size * 3 f` (forward, and a backward pass of twice that), and
+    `batch_size * (2 f + flops.dense)` when the pruner's update reads the
+    dense gradient (its `dense_gradient(step)`: RigL's and GraNet's
+    regrowth): the RigL paper's accounting of the records' `train_macs`.
+    """
+    variables = jax.eval_shape(self.init_variables, jax.random.key(0))
+    x = jax.ShapeDtypeStruct((1,) + self._images.shape[1:], self._images.dtype)
+    # The other collections (BatchNorm statistics) enter as constants.
+    others = {
+      k: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), v)
+      for k, v in variables.items()
+      if k != "params"
+    }
+    apply = lambda p, x: self.model.apply({"params": p, **others}, x)
+    return flops(apply, variables["params"], None, x)
 
   def init_variables(self, key: jax.Array) -> dict:
     """The model's initial variables from `key`."""
@@ -349,6 +388,22 @@ class Trainer:
         correct = jnp.argmax(logits, -1) == labels[batch]
         extra = self._example_hook(extra, batch, correct)
       updates, opt_state = self.tx.update(grads, opt_state, state.params)
+      # What the step costs: whether its update reads the dense gradient
+      # and, where it may change the masks, the new masks' kept counts
+      # (counted on update steps only: a count every step, reading the
+      # masks beside the update, made a LeNet step 25% slower).
+      pruner_step = state_of(state.opt_state).step  # from 0 at `init`
+      update = self.pruner.is_update_step(pruner_step)
+      counts = no_counts(opt_state)
+      if update is not False:
+        counts = jax.lax.cond(
+          update, kept_counts, lambda _: counts, masks_of(opt_state)
+        )
+      cost = (
+        jnp.asarray(update, bool),
+        counts,
+        jnp.asarray(dense_gradient(pruner_step), bool),
+      )
       new = TrainState(
         step=state.step + 1,
         seed=state.seed,
@@ -357,11 +412,19 @@ class Trainer:
         opt_state=opt_state,
         extra=extra,
       )
-      return new, loss
+      return new, (loss, *cost)
+
+    dense_gradient = getattr(self.pruner, "dense_gradient", lambda _: False)
+
+    def no_counts(opt_state):
+      shape = jax.eval_shape(kept_counts, masks_of(opt_state)).shape
+      return jnp.zeros(shape, jnp.int32)
 
     def skip(state, batch):
       del batch
-      return state, jnp.zeros((), jnp.float32)
+      no = jnp.zeros((), bool)
+      zero = jnp.zeros((), jnp.float32)
+      return state, (zero, no, no_counts(state.opt_state), no)
 
     def one(state, xs):
       batch, on = xs
@@ -370,8 +433,8 @@ class Trainer:
     if self.steps_per_dispatch == 1:
       # XLA:CPU runs convolutions inside loops and conditionals about 50x
       # slower than at top level: conv nets train one step per dispatch.
-      state, loss = train(state, indices[0])
-      return state, loss[None]
+      state, out = train(state, indices[0])
+      return state, jax.tree.map(lambda x: x[None], out)
     return jax.lax.scan(one, state, (indices, active))
 
   def _evaluate_splits(self, state, params, val, test):
@@ -440,6 +503,7 @@ class Trainer:
     callback = callback or (lambda record: None)
     ckpt = Checkpoints(checkpoint_dir) if checkpoint_dir else None
     layout = self.layout
+    cost = ForwardCost(self.flops, masks_of(state.opt_state))
     state = layout.place(state)
     try:
       history = []
@@ -448,11 +512,12 @@ class Trainer:
         state = layout.from_saved(saved)
         history = meta["history"]
       step, seed = int(layout.local(state.step)), int(layout.local(state.seed))
+      kept = np.asarray(kept_counts(masks_of(layout.fetch(state).opt_state)))
       if not history:
-        record = {"step": step, "train_loss": None}
+        record = {"step": step, "train_loss": None, "train_macs": 0}
         history.append({**record, **self._evaluate_placed(state)})
         callback(history[-1])
-      losses = []
+      losses, macs = [], history[-1]["train_macs"]
       chunk = self.steps_per_dispatch
       while step < num_steps:
         stop = min(
@@ -469,7 +534,7 @@ class Trainer:
             batch_indices(seed, len(self._subset), self.batch_size, step, chunk)
           ]
         active = np.arange(chunk) < stop - step
-        state, chunk_losses = self.train_chunk(
+        state, (chunk_losses, *out) = self.train_chunk(
           state,
           self._images,
           self._labels,
@@ -479,16 +544,23 @@ class Trainer:
         chunk_losses = layout.local(chunk_losses)[: stop - step]
         bad = np.flatnonzero(~np.isfinite(chunk_losses))
         if bad.size:
-          kept = f" ({ckpt.latest_step()} in {ckpt.directory})" if ckpt else ""
+          last = f" ({ckpt.latest_step()} in {ckpt.directory})" if ckpt else ""
           raise FloatingPointError(
             f"training loss is {chunk_losses[bad[0]]} at step "
-            f"{step + bad[0]}; the last good checkpoint is kept{kept}"
+            f"{step + bad[0]}; the last good checkpoint is kept{last}"
           )
         losses.extend(chunk_losses.tolist())
+        changed, after, dense = (layout.local(x)[: stop - step] for x in out)
+        counts, kept = in_force(kept, changed, after)
+        macs += cost.training(counts, dense, self.batch_size)
         step = stop
         if step % self.eval_every and step != num_steps:
           continue
-        record = {"step": step, "train_loss": float(np.mean(losses))}
+        record = {
+          "step": step,
+          "train_loss": float(np.mean(losses)),
+          "train_macs": macs,
+        }
         check(layout.fetch(state).opt_state)
         history.append({**record, **self._evaluate_placed(state)})
         losses = []
