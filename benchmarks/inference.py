@@ -28,7 +28,9 @@ patches (`conv_general_dilated_patches`) and one matmul, and shifts
 (`conv_by_shifts`: <= 3 input channels; XLA's above). `conv_floor_<model>_
 <pct>` is bare-conv dense / compacted time (XLA, NHWC), `conv_floor_<impl>_
 <model>_<pct>` the others, `conv_flop_ratio_<model>_<pct>` their FLOP
-ratio: what the target can be judged against in the same run.
+ratio: what the target can be judged against in the same run. For
+LeNet-300-100, which has no convolution, the same is done for its matrix
+products (every `dot_general`, bare, XLA's): `matmul_floor_lenet300_<pct>`.
 
 A last table times LeNet-300-100 with unstructured masks at 90-99%
 as BCSR (`jaxprune.compact.export_bcsr`) against dense:
@@ -182,13 +184,14 @@ def structured(name: str, reps: dict, result: dict, rows: list) -> None:
         )
 
 
-def _convs(apply_fn, variables, example) -> list:
+def _convs(apply_fn, variables, example, name="conv_general_dilated"):
   """`(params, lhs shape, rhs shape, multiply-adds per image)` of every
-  convolution in the program of `apply_fn(variables, example)`, the batch
+  convolution (or, with `name='dot_general'`, every matrix product of a
+  2-D kernel) in the program of `apply_fn(variables, example)`, the batch
   set to 256."""
   out = []
   for op in program.trace(apply_fn, variables, example).ops:
-    if op.name == "conv_general_dilated":
+    if op.name == name:
       lhs, rhs = op.in_shapes
       macs = np.prod(op.out_shapes[0][1:]) * np.prod(rhs[:-1])
       out.append((op.params, (256, *lhs[1:]), rhs, int(macs)))
@@ -200,6 +203,8 @@ def _bare(impl: str, convs: list):
   nchw = ("NCHW", "OIHW", "NCHW")
 
   def one(params, x, k):
+    if impl == "matmul":
+      return lax.dot_general_p.bind(x, k, **params)
     pads, strides = params["padding"], params["window_strides"]
     if impl == "nchw":
       return lax.conv_general_dilated(
@@ -277,6 +282,18 @@ def conv_floor(name: str, reps: int, result: dict, rows: list) -> None:
     )
 
 
+def matmul_floor(name: str, reps: int, result: dict) -> None:
+  """Bare matrix products of the dense and compacted models (module
+  docstring): `matmul_floor_<name>_<pct>`, dense / compacted time."""
+  model, variables, example, small = compacted(name)
+  shapes = {"dense": _convs(model.apply, variables, example, "dot_general")}
+  for pct, (_, small_model, small_vars) in small.items():
+    shapes[pct] = _convs(small_model.apply, small_vars, example, "dot_general")
+  times = _timed({k: _bare("matmul", v) for k, v in shapes.items()}, reps)
+  for pct in PCTS:
+    result[f"matmul_floor_{name}_{pct}"] = _ratio(times, "dense", pct)
+
+
 def bcsr(reps: dict, result: dict, rows: list) -> None:
   model = models.LeNet300()
   example = jnp.zeros((1, 28, 28, 1))
@@ -317,6 +334,8 @@ def main(argv=None) -> None:
     structured(name, reps, result, rows)
     if name != "lenet300":  # the networks with convolutions
       conv_floor(name, max(3, reps[256] // 3), result, floor_rows)
+    else:
+      matmul_floor(name, reps[256], result)
   bcsr(reps, result, sparse_rows)
   if args.json:
     print(json.dumps(result, sort_keys=True))
@@ -331,16 +350,22 @@ def main(argv=None) -> None:
       f"{name:9} {pct:>6}% {flop:>10.2f} {speed:>9.2f} {xla:>8.2f} "
       f"{masked:>7.2f} {b1:>8.2f}  {verdict}"
     )
-  print(
-    f"\nconv floor: bare convolutions, dense / compacted time, batch 256\n"
-    f"{'model':9} {'removed':>7} {'conv flops':>10} "
-    + " ".join(f"{i:>8}" for i in CONV_IMPLS)
-  )
-  for name, pct, flop, *ratios in floor_rows:
+  floors = [k for k in result if k.startswith("matmul_floor_")]
+  if floors:
+    print("\nmatmul floor: bare matrix products, dense / compacted, batch 256")
+    for key in floors:
+      print(f"{key:30} {result[key]:>8.2f}")
+  if floor_rows:
     print(
-      f"{name:9} {pct:>6}% {flop:>10.2f} "
-      + " ".join(f"{r:>8.2f}" for r in ratios)
+      f"\nconv floor: bare convolutions, dense / compacted time, batch 256\n"
+      f"{'model':9} {'removed':>7} {'conv flops':>10} "
+      + " ".join(f"{i:>8}" for i in CONV_IMPLS)
     )
+    for name, pct, flop, *ratios in floor_rows:
+      print(
+        f"{name:9} {pct:>6}% {flop:>10.2f} "
+        + " ".join(f"{r:>8.2f}" for r in ratios)
+      )
   print(f"\n{'BCSR':9} {'sparsity':>8} {'batch':>6} {'speed-up':>9}")
   for name, pct, batch, speed in sparse_rows:
     print(f"{name:9} {pct:>7}% {batch:>6} {speed:>9.2f}")
