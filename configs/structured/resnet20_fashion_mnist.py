@@ -1,0 +1,35 @@
+r"""ResNet-20 on Fashion-MNIST, half of every channel group removed.
+
+  python -m launch.structured \
+    --config=configs/structured/resnet20_fashion_mnist.py \
+    --workdir=/tmp/structured_resnet20
+
+The dense model is `configs/sparse/dense_resnet20_fashion_mnist.py`'s (800
+steps of Adam at batch 128), trained in `<workdir>/dense` first unless
+`--config.dense_workdir` points to a finished run of it. Half of the
+channels of every group go: each block's inner convolution and the three
+stretches of the residual stream (the stem's 16 channels, carried through
+all stages, and the 16 and 32 each widening shortcut adds), removed in
+every block that writes them. Scores, reconstructions, calibration and
+fine-tune as `lenet5_fashion_mnist.py` (`jaxprune.experiments.
+structured_conv`); BatchNorm'd convolutions take LIAR's intercept through
+the norm's running mean. See docs/results/structured.md.
+
+`:quick`: the dense model trained for 20 steps on the bundled 8x8 digits,
+16 calibration images, two scores, a 5-step fine-tune: a smoke run.
+"""
+
+import ml_collections
+
+from configs.sparse import dense_resnet20_fashion_mnist as dense
+from configs.structured import conv
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  """The config; preset `quick`."""
+  config = conv.config("resnet20_fashion_mnist", dense, arg)
+  if arg == "quick":
+    config.dense.dataset.name = "digits"
+    config.dense.train.batch_size = 32
+    config.calibration.size = 16
+  return config
