@@ -34,7 +34,7 @@ def config(name: str, dense: Any, arg: str | None) -> ml_collections.ConfigDict:
   c.ridge = 1e-3
   c.latency = dict(batch=256, repeats=7)
   if quick:
-    c.scores = ("magnitude", "activation")
+    c.scores = ("activation",)
     c.calibration.update(size=32, batch_size=16)
     c.evaluation.update(size=200, batch_size=100)
     c.finetune.steps = 5

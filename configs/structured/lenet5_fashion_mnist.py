@@ -15,7 +15,7 @@ steps of Adam 3e-4 at batch 60. Test accuracy on the 10,000 test images;
 latency at batch 256. See docs/results/structured.md.
 
 `:quick`: the dense quick run (20 steps), 32 calibration images, the
-magnitude and activation scores, a 5-step fine-tune: a smoke run.
+activation score, 200 test images, a 5-step fine-tune: a smoke run.
 """
 
 import ml_collections

@@ -10,13 +10,15 @@ steps of Adam at batch 128), trained in `<workdir>/dense` first unless
 channels of every group go: each block's inner convolution and the three
 stretches of the residual stream (the stem's 16 channels, carried through
 all stages, and the 16 and 32 each widening shortcut adds), removed in
-every block that writes them. Scores, reconstructions, calibration and
-fine-tune as `lenet5_fashion_mnist.py` (`jaxprune.experiments.
-structured_conv`); BatchNorm'd convolutions take LIAR's intercept through
-the norm's running mean. See docs/results/structured.md.
+every block that writes them. Scores and reconstructions as
+`lenet5_fashion_mnist.py` (`jaxprune.experiments.structured_conv`), with
+256 calibration images and a 200-step fine-tune; BatchNorm'd convolutions
+take LIAR's intercept through the norm's running mean. See
+docs/results/structured.md.
 
 `:quick`: the dense model trained for 20 steps on the bundled 8x8 digits,
-16 calibration images, two scores, a 5-step fine-tune: a smoke run.
+16 calibration images, the activation score, a 5-step fine-tune: a smoke
+run (minutes: ResNet-20's reconstruction traces the model once a group).
 """
 
 import ml_collections
@@ -28,6 +30,10 @@ from configs.structured import conv
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """The config; preset `quick`."""
   config = conv.config("resnet20_fashion_mnist", dense, arg)
+  # A ResNet-20 step costs about 30 LeNet-5 steps: half the calibration
+  # images and a 200-step fine-tune keep the run near an hour here.
+  config.calibration.size = 256
+  config.finetune.steps = 200
   if arg == "quick":
     config.dense.dataset.name = "digits"
     config.dense.train.batch_size = 32
