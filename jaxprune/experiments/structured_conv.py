@@ -164,9 +164,14 @@ def plot(records: list[dict], path: str) -> None:
     ax.set_xticklabels(scores)
     ax.set_title(title)
   axes[0].set_ylabel("test accuracy (%)")
-  axes[1].legend(loc="lower right")
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  fig.legend(
+    *axes[1].get_legend_handles_labels(),
+    loc="upper center",
+    bbox_to_anchor=(0.5, 0.02),
+    ncol=4,
+  )
+  fig.savefig(path, dpi=120, bbox_inches="tight")
   plt.close(fig)
 
 
