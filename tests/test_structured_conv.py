@@ -4,6 +4,7 @@ launcher, the table, bad configs, and ResNet-20 halved group by group
 
 import importlib
 import json
+import os
 import subprocess
 import sys
 
@@ -13,17 +14,23 @@ import numpy as np
 import pytest
 
 from jaxprune.compact import compact_model, find_groups
+from jaxprune.data import idx
 from jaxprune.experiments import structured_conv
 from jaxprune.models import ResNet20
 from jaxprune.posttrain import unit_scores
 
 ROOT = structured_conv.__file__.rsplit("/jaxprune/", 1)[0]
+FASHION = idx.DEFAULT_DIRS["fashion_mnist"]
 
 
 def _config(name, arg=None):
   return importlib.import_module(f"configs.structured.{name}").get_config(arg)
 
 
+@pytest.mark.skipif(
+  not os.path.isdir(FASHION),
+  reason=f"{FASHION} is absent (apt-get install dataset-fashion-mnist)",
+)
 def test_launch_lenet5_quick_halves_every_layer_and_resumes(tmp_path):
   command = [
     sys.executable,
