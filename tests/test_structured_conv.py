@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -125,3 +126,31 @@ def test_resnet20_halved_in_every_group_keeps_half_of_each_stage():
   assert small.inner == (8, 8, 8, 16, 16, 16, 32, 32, 32)
   logits = small.apply(small_v, np.ones((2, 8, 8, 1), np.float32))
   assert logits.shape == (2, 10)
+
+
+class _Normed(nn.Module):
+  @nn.compact
+  def __call__(self, x, train=False):
+    y = nn.Dense(3, name="fc")(x)
+    bn = nn.BatchNorm(use_running_average=not train, momentum=0.9, name="bn")
+    return bn(y)
+
+
+def test_recalibrate_sets_the_running_statistics_to_the_batches():
+  rng = np.random.default_rng(0)
+  x = (rng.normal(size=(16, 4)) * 2 + 1).astype(np.float32)
+  model = _Normed()
+  v = model.init(jax.random.key(0), x)
+  out = structured_conv.recalibrate(model, v, [x[:8], x[8:]], passes=200)
+  p = jax.tree.map(np.asarray, v["params"])
+  y = x.astype(np.float64) @ p["fc"]["kernel"] + p["fc"]["bias"]
+  # Alternating two batches: the averages settle between their statistics,
+  # 1 / 1.9 and 0.9 / 1.9 of the last and the previous batch's (momentum
+  # 0.9: each update keeps 0.9 of the average).
+  halves = y[:8], y[8:]
+  mean = (halves[1].mean(0) + 0.9 * halves[0].mean(0)) / 1.9
+  var = (halves[1].var(0) + 0.9 * halves[0].var(0)) / 1.9
+  stats = out["batch_stats"]["bn"]
+  np.testing.assert_allclose(stats["mean"], mean, rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(stats["var"], var, rtol=1e-4, atol=1e-5)
+  assert out["params"] is v["params"]
