@@ -1,18 +1,20 @@
-r"""Retraining-free structured pruning of MiniLM from a config.
+r"""Retraining-free structured pruning of MiniLM or a conv net from a config.
 
   python -m launch.structured \
     --config=configs/structured/minilm_fortunes.py:quick \
     --workdir=/tmp/structured_quick
 
 `--config` takes a config file's path or, installed, a name from
-`configs/structured/`. Rerunning with the same workdir resumes (finished
+`configs/structured/`; a config with `kind = 'conv'` (LeNet-5, ResNet-20)
+runs `jaxprune.experiments.structured_conv`, any other MiniLM's
+`structured`. Rerunning with the same workdir resumes (finished
 records are kept). A bad command line prints one message and exits with
 status 1; `--debug` shows the traceback.
 """
 
 import os
 
-from jaxprune.experiments import structured
+from jaxprune.experiments import structured, structured_conv
 from launch import cli
 
 _CONFIG, _WORKDIR = cli.define_flags()
@@ -20,9 +22,11 @@ _CONFIG, _WORKDIR = cli.define_flags()
 
 def main(argv: list[str]) -> None:
   cli.start(argv)
-  results = structured.run(_CONFIG.value, _WORKDIR.value)
-  print(structured.table(results["records"]))
-  print(f"results: {os.path.join(_WORKDIR.value, structured.RESULTS)}")
+  config = _CONFIG.value
+  kind = structured_conv if config.get("kind") == "conv" else structured
+  results = kind.run(config, _WORKDIR.value)
+  print(kind.table(results["records"]))
+  print(f"results: {os.path.join(_WORKDIR.value, kind.RESULTS)}")
 
 
 def cli_main() -> None:

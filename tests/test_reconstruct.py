@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxprune.compact import find_groups
+from jaxprune.compact import find_groups, masks_from_keep
 from jaxprune.core.tree import path_str
 from jaxprune.posttrain import reconstruct as rc
 
@@ -203,3 +203,92 @@ def test_conv_reader_is_reconstructed_over_its_patches():
     )
     errors[method] = float(jnp.linalg.norm(model.apply(out, x) - dense))
   assert errors["liar"] < errors["rescale"] < errors["none"], errors
+
+
+class _NormNet(nn.Module):
+  """A hidden layer read by a bias-free layer that feeds a BatchNorm."""
+
+  @nn.compact
+  def __call__(self, x):
+    h = nn.relu(nn.Dense(6, name="fc1")(x))
+    y = nn.Dense(3, use_bias=False, name="fc2")(h)
+    return nn.BatchNorm(use_running_average=True, name="bn")(y)
+
+
+def test_liar_intercept_of_a_batchnormed_reader_goes_into_its_mean():
+  rng = np.random.default_rng(7)
+  batches = [_correlated(rng, 40, 5).astype(np.float32) for _ in range(2)]
+  model = _NormNet()
+  v = model.init(jax.random.key(3), batches[0])
+  stats = {"mean": rng.normal(size=3), "var": rng.uniform(0.5, 2, 3)}
+  norm = {"scale": rng.normal(size=3), "bias": rng.normal(size=3)}
+  v = {
+    "params": {**v["params"], "bn": jax.tree.map(jnp.float32, norm)},
+    "batch_stats": {"bn": jax.tree.map(jnp.float32, stats)},
+  }
+  assert rc.following_norms(model.apply, v, batches[0]) == {
+    "params/fc2/kernel": "batch_stats/bn/mean"
+  }
+  units = find_groups(model.apply, v, batches[0][:1])
+  keep = np.array([1, 0, 1, 0, 1, 1], bool)
+  masks = jax.tree.map_with_path(
+    lambda p, x: (
+      jnp.broadcast_to(jnp.asarray(keep), x.shape)
+      if path_str(p) == "params/fc1/kernel"
+      else None
+    ),
+    v,
+  )
+  out = rc.reconstruct(model.apply, v, masks, units, batches, "liar", 0.0)
+  # numpy: fc2's dense output fitted from the kept hidden units and a
+  # constant, by least squares, then normalised as the BatchNorm does.
+  x = np.concatenate(batches).astype(np.float64)
+  p = jax.tree.map(np.asarray, v["params"])
+  h = np.maximum(x @ p["fc1"]["kernel"] + p["fc1"]["bias"], 0)
+  y = h @ p["fc2"]["kernel"]
+  a = np.concatenate([h[:, keep], np.ones((len(h), 1))], axis=1)
+  fit = a @ np.linalg.lstsq(a, y, rcond=None)[0]
+  expected = (fit - stats["mean"]) / np.sqrt(stats["var"] + 1e-5)
+  expected = expected * norm["scale"] + norm["bias"]
+  np.testing.assert_allclose(model.apply(out, x), expected, atol=2e-4)
+
+
+class _PadNet(nn.Module):
+  """A stream widened by zero padding, as ResNet-20's shortcuts do: the
+  head reads the stem's two channels and the two the padding adds."""
+
+  @nn.compact
+  def __call__(self, x):
+    s = nn.relu(nn.Dense(2, name="stem")(x))
+    h = nn.relu(nn.Dense(3, name="inner")(s))
+    t = jnp.pad(s, ((0, 0), (1, 1))) + nn.Dense(4, name="wide")(h)
+    return nn.Dense(2, name="head")(t)
+
+
+def test_rescale_scales_only_the_removed_units_group_of_a_shared_reader():
+  rng = np.random.default_rng(8)
+  batches = [_correlated(rng, 30, 4).astype(np.float32) for _ in range(2)]
+  model = _PadNet()
+  v = model.init(jax.random.key(4), batches[0])
+  units = find_groups(model.apply, v, batches[0][:1])
+  names = [g.name.split()[0] for g in units.groups]
+  stem = names.index("params/stem/kernel")
+  keep = [np.ones(g.size, bool) for g in units.groups]
+  keep[stem] = np.array([False, True])
+  masks = masks_from_keep(v, units, keep)
+  out = rc.reconstruct(model.apply, v, masks, units, batches, "rescale", 0.0)
+  # numpy: the head's rows 1 and 2 read the stem's channels 0 and 1; the
+  # scale of row 2 fits their whole contribution from row 2's alone.
+  x = np.concatenate(batches).astype(np.float64)
+  p = jax.tree.map(np.asarray, v["params"])
+  s = np.maximum(x @ p["stem"]["kernel"] + p["stem"]["bias"], 0)
+  h = np.maximum(s @ p["inner"]["kernel"] + p["inner"]["bias"], 0)
+  t = np.pad(s, ((0, 0), (1, 1))) + h @ p["wide"]["kernel"] + p["wide"]["bias"]
+  w = p["head"]["kernel"]
+  target = (t[:, 1:3] @ w[1:3]).ravel()
+  kept = np.outer(t[:, 2], w[2]).ravel()
+  scale = target @ kept / (kept @ kept)
+  head = np.asarray(out["params"]["head"]["kernel"])
+  np.testing.assert_allclose(head[[0, 3]], w[[0, 3]], rtol=1e-6)
+  np.testing.assert_array_equal(head[1], 0)
+  np.testing.assert_allclose(head[2], scale * w[2], rtol=1e-4)

@@ -72,7 +72,8 @@ def _groups(units: Units, heads: float, ffn: float) -> tuple[Units, dict]:
   return Units(tuple(chosen), units.fixed), fractions
 
 
-def _count(tree: Any) -> int:
+def count(tree: Any) -> int:
+  """The number of entries in the arrays of `tree`."""
   return int(sum(np.size(x) for x in jax.tree.leaves(tree)))
 
 
@@ -82,7 +83,7 @@ def _macs(model, variables, batch) -> int:
   return flops(apply, variables, None, tuple(map(jnp.asarray, batch))).dense
 
 
-def _latency(calls: list[tuple], repeats: int) -> list[float]:
+def latency(calls: list[tuple], repeats: int) -> list[float]:
   """Median seconds of each `(fn, args)`, calls interleaved."""
   for f, args in calls:
     jax.block_until_ready(f(*args))
@@ -166,7 +167,7 @@ def run(config: Any, workdir: str) -> dict:
       "method": "-",
       "cosine": 1.0,
       "accuracy": accuracy(dense_test),
-      "params": _count(variables),
+      "params": count(variables),
     }
   )
   w, b = jnp.asarray(probe.coef_.T), jnp.asarray(probe.intercept_)
@@ -231,7 +232,7 @@ def run(config: Any, workdir: str) -> dict:
             lambda v, i, m, sm=small_model: sm.apply(v, i, m, method="embed")
           )
           check = small_embed(small_vars, *test_b[0])
-          dense_s, small_s = _latency(
+          dense_s, small_s = latency(
             [
               (embed, (variables, *test_b[0])),
               (small_embed, (small_vars, *test_b[0])),
@@ -239,7 +240,7 @@ def run(config: Any, workdir: str) -> dict:
             config.latency_repeats,
           )
           small = compacted[case] = {
-            "params": _count(small_vars),
+            "params": count(small_vars),
             "compact_error": float(np.max(np.abs(check - out[: len(check)]))),
             "dense_ms": 1e3 * dense_s,
             "compact_ms": 1e3 * small_s,

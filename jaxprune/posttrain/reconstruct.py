@@ -17,8 +17,12 @@ Three ways to set the consuming layer after removal:
   derives it).
 
 Both need only the Gram matrix of `[x_t; 1]` over calibration rows
-(`moments`), streamed batch by batch; a consuming layer without a bias
-fits `x_P ~ Q x_S` (no intercept to fold into).
+(`moments`), streamed batch by batch. A consuming layer without a bias
+whose output goes straight into a BatchNorm (a ResNet's convolution) takes
+its intercept through the normalisation: in inference mode BatchNorm maps
+each channel affinely, `(y - mean) * scale + shift`, so adding `c` to `y`
+is subtracting `c` from the running mean (`following_norms`). Any other
+layer without a bias fits `x_P ~ Q x_S` (no intercept to fold into).
 """
 
 import contextlib
@@ -55,6 +59,53 @@ def _capture(paths: frozenset[str], found: dict):
 
   with nn.intercept_methods(interceptor):
     yield
+
+
+def following_norms(
+  apply_fn: Callable[[Params, Any], Any], variables: Params, batch: Any
+) -> dict[str, str]:
+  """The BatchNorm that reads each linen layer's output as it is.
+
+  Args:
+    apply_fn: `apply_fn(variables, batch)` runs the model; traced, not run.
+    variables: its variables.
+    batch: an example batch.
+
+  Returns:
+    kernel path -> the path of that BatchNorm's running mean
+    ('batch_stats/.../mean'), for the Dense, DenseGeneral and Conv layers
+    whose output array is the input of a `flax.linen.BatchNorm`.
+
+  >>> import flax.linen as nn, jax, jax.numpy as jnp
+  >>> class Net(nn.Module):
+  ...   @nn.compact
+  ...   def __call__(self, x):
+  ...     x = nn.Dense(3, use_bias=False, name='fc1')(x)
+  ...     x = nn.relu(nn.BatchNorm(use_running_average=True, name='bn')(x))
+  ...     return nn.Dense(2, name='fc2')(x)
+  >>> x = jnp.ones((1, 4))
+  >>> v = Net().init(jax.random.key(0), x)
+  >>> following_norms(Net().apply, v, x)
+  {'params/fc1/kernel': 'batch_stats/bn/mean'}
+  """
+  outputs, found = {}, {}
+
+  def interceptor(next_fn, args, kwargs, context):
+    out = next_fn(*args, **kwargs)
+    module = context.module
+    if context.method_name != "__call__":
+      return out
+    if isinstance(module, _LINEN):
+      path = "/".join(("params", *module.path, "kernel"))
+      outputs[id(out)] = (path, out)  # `out` held: its id stays unique
+    elif isinstance(module, nn.BatchNorm) and id(args[0]) in outputs:
+      path = outputs[id(args[0])][0]
+      found[path] = "/".join(("batch_stats", *module.path, "mean"))
+    return out
+
+  with nn.intercept_methods(interceptor):
+    jax.eval_shape(lambda v, b: apply_fn(v, b), variables, batch)
+  return found
 
 
 def moments(
@@ -294,13 +345,19 @@ def _consume(method, kernel, bias, gram, n_in, member, keep, ridge):
   if method == "liar":
     matrix, bias = fold_in(matrix, bias, gram, features, ridge)
   elif method == "rescale":
-    if not mine.all():
-      raise ValueError(
-        f"rescale: '{member.path}' also reads features of other units; "
-        "scales need every input feature in the removed units' group"
-      )
-    scales = rescale(matrix, gram, unit, keep, ridge)
-    matrix = jnp.asarray(np.asarray(matrix) * scales[unit][:, None])
+    # Features of other groups keep their weights: the residual to fit is
+    # this group's contribution alone, so the fit reads only its block.
+    block = np.append(mine, True)
+    scales = rescale(
+      np.asarray(matrix)[mine],
+      np.asarray(gram)[np.ix_(block, block)],
+      unit[mine],
+      keep,
+      ridge,
+    )
+    factor = np.ones(len(unit))
+    factor[mine] = scales[unit[mine]]
+    matrix = jnp.asarray(np.asarray(matrix) * factor[:, None])
   return jnp.reshape(matrix, kernel.shape).astype(kernel.dtype), bias
 
 
@@ -330,7 +387,10 @@ def reconstruct(
   consuming layers are calibrated on the model with every earlier group
   already removed and reconstructed (and this one still whole), so the
   target of each fit is the consuming layer's unpruned output on the
-  inputs it will see.
+  inputs it will see. A consuming layer that also reads other groups'
+  features keeps their weights ('rescale' scales only this group's); one
+  without a bias that feeds a BatchNorm gets its 'liar' intercept through
+  the norm's running mean (`following_norms`).
 
   Args:
     apply_fn: `apply_fn(variables, batch)` runs the model (linen layers).
@@ -355,6 +415,7 @@ def reconstruct(
     raise ValueError(f"ridge={ridge!r}: expected a number >= 0")
   batches = list(batches)
   keeps = kept_units(variables, masks, units)
+  norms = following_norms(apply_fn, variables, batches[0]) if batches else {}
   leaves = _leaves(variables)
   for group, keep in zip(units.groups, keeps, strict=True):
     if keep.all():
@@ -369,11 +430,16 @@ def reconstruct(
       path = member.path
       bias_path = path.rsplit("/", 1)[0] + "/bias"
       bias = leaves.get(bias_path)
+      norm = None if bias_path in leaves else norms.get(path)
+      if norm is not None:  # the intercept goes into the norm's mean
+        bias = jnp.zeros(leaves[norm].shape, jnp.float32)
       gram, n_in = stats[path]
       leaves[path], bias = _consume(
         method, leaves[path], bias, gram, n_in, member, keep, ridge
       )
-      if bias is not None:
+      if norm is not None:
+        leaves[norm] = (leaves[norm] - bias).astype(leaves[norm].dtype)
+      elif bias is not None:
         leaves[bias_path] = bias
     _remove(leaves, group, keep)
   return jax.tree.unflatten(
