@@ -103,3 +103,14 @@ def test_command_line_error_is_one_line(tmp_path, capsys):
   err = capsys.readouterr().err
   assert err.startswith("error: ") and "name = 'minilm'" in err
   assert err.count("\n") == 1
+
+
+def test_digits():
+  results = _results(
+    [
+      ("magnitude", "0.5", 0, 3.5, BOTH),
+      ("magnitude", "0.5", 1, 3.75, BOTH),
+    ]
+  )
+  assert "| magnitude | 3.62 (3.50-3.75) |" in report.markdown(results, 2)
+  assert "dense 3.00)" in report.markdown(results, 2)

@@ -104,16 +104,17 @@ def _label(target: str) -> str:
   return target if ":" in target else f"{float(target):.0%}"
 
 
-def _format(values: list[float]) -> str:
-  mean = f"{np.mean(values):.4f}"
+def _format(values: list[float], digits: int) -> str:
+  mean = f"{np.mean(values):.{digits}f}"
   if len(values) < 2:
     return mean
-  return f"{mean} ({min(values):.4f}-{max(values):.4f})"
+  return f"{mean} ({min(values):.{digits}f}-{max(values):.{digits}f})"
 
 
-def markdown(results: dict) -> str:
+def markdown(results: dict, digits: int = 4) -> str:
   """One table per metric: methods down, targets across; with several
-  calibration seeds the mean and, in brackets, the range."""
+  calibration seeds the mean and, in brackets, the range; `digits` after
+  the point."""
   methods = list(dict.fromkeys(r["method"] for r in results["runs"]))
   targets = _targets(results)
   lines = [f"# {results['name']}", ""]
@@ -135,7 +136,7 @@ def markdown(results: dict) -> str:
     better = "higher" if higher else "lower"
     lines += [
       f"## {metric} ({better} is better; dense "
-      f"{results['dense'].get(metric, float('nan')):.4f})"
+      f"{results['dense'].get(metric, float('nan')):.{digits}f})"
       if metric in results["dense"]
       else f"## {metric} ({better} is better)",
       "",
@@ -145,7 +146,7 @@ def markdown(results: dict) -> str:
     table = cells(results, metric)
     for method in methods:
       row = [
-        _format(table[(method, t)]) if (method, t) in table else "-"
+        _format(table[(method, t)], digits) if (method, t) in table else "-"
         for t in targets
       ]
       lines.append(f"| {method} | " + " | ".join(row) + " |")
@@ -230,6 +231,9 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument("workdirs", nargs="+", help="post-training workdirs")
   parser.add_argument("--out", help="Markdown file (default: print it)")
   parser.add_argument("--plot", help="PNG of each metric against sparsity")
+  parser.add_argument(
+    "--digits", type=int, default=4, help="digits after the point"
+  )
   args = parser.parse_args(argv)
   loaded = []
   for workdir in args.workdirs:
@@ -239,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     results = merge(loaded, args.workdirs)
   except ValueError as e:
     parser.exit(1, f"error: {e}\n")
-  text = markdown(results)
+  text = markdown(results, args.digits)
   if args.out:
     with open(args.out, "w") as f:
       f.write(text)
