@@ -22,6 +22,7 @@ def _results(runs, dense=3.0):
         "target": t,
         "seed": s,
         "bits_per_char": v,
+        "mean_rel_error": v / 10,
         "layers": {p: {"kept": 1, "size": 2} for p in layers},
       }
       for m, t, s, v, layers in runs
@@ -69,14 +70,19 @@ def test_workdirs_merge_into_one_table_and_plot(tmp_path):
   )
   assert "- calibration seeds: [0, 1]" in table
   # 4:8 pruned other layers than the rest: the table says which.
-  assert "- layers pruned at 4:8: fc1" in table
-  assert "- layers pruned at 2:4: fc1, fc2" in table
+  assert "- layers pruned: fc1, fc2\n- layers pruned at 4:8: fc1 only" in table
+  assert "## mean_rel_error (lower is better)" in table
   assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_same_layers_everywhere_are_not_listed(tmp_path):
-  results = _results([("magnitude", "0.5", 0, 3.5, BOTH)])
-  assert "layers pruned" not in report.markdown(results)
+def test_same_layers_everywhere_are_listed_once(tmp_path):
+  results = _results(
+    [
+      ("magnitude", "0.5", 0, 3.5, BOTH),
+      ("magnitude", "2:4", 0, 3.5, BOTH),
+    ]
+  )
+  assert report.markdown(results).count("layers pruned") == 1
 
 
 def test_another_dense_model_is_refused_naming_the_workdir():

@@ -112,9 +112,11 @@ def _format(values: list[float], digits: int) -> str:
 
 
 def markdown(results: dict, digits: int = 4) -> str:
-  """One table per metric: methods down, targets across; with several
-  calibration seeds the mean and, in brackets, the range; `digits` after
-  the point."""
+  """One table per metric (and one of the mean relative output error of
+  the pruned layers on the calibration data): methods down, targets
+  across; with several calibration seeds the mean and, in brackets, the
+  range; `digits` after the point. The layers pruned are listed, and the
+  targets that pruned others."""
   methods = list(dict.fromkeys(r["method"] for r in results["runs"]))
   targets = _targets(results)
   lines = [f"# {results['name']}", ""]
@@ -123,16 +125,23 @@ def markdown(results: dict, digits: int = 4) -> str:
   seeds = sorted({r["seed"] for r in results["runs"]})
   lines.append(f"- calibration seeds: {seeds}")
   layers = {
-    t: sorted(
-      {p for r in results["runs"] if r["target"] == t for p in r["layers"]}
+    t: ", ".join(
+      sorted(
+        {p for r in results["runs"] if r["target"] == t for p in r["layers"]}
+      )
     )
     for t in targets
   }
-  if len({tuple(v) for v in layers.values()}) > 1:
-    for t in targets:
-      lines.append(f"- layers pruned at {_label(t)}: {', '.join(layers[t])}")
+  usual = collections.Counter(layers.values()).most_common(1)[0][0]
+  lines.append(f"- layers pruned: {usual}")
+  for t in targets:
+    if layers[t] != usual:
+      lines.append(f"- layers pruned at {_label(t)}: {layers[t]} only")
   lines.append("")
-  for metric, higher in results["metrics"].items():
+  metrics = dict(results["metrics"])
+  if all("mean_rel_error" in r for r in results["runs"]):
+    metrics["mean_rel_error"] = False
+  for metric, higher in metrics.items():
     better = "higher" if higher else "lower"
     lines += [
       f"## {metric} ({better} is better; dense "
