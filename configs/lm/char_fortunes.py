@@ -10,8 +10,8 @@ training sequences of 128 characters, 1,960 validation, 2,088 test), dense:
 Adam 2e-3 with a cosine decay to 2e-4, batch 32, 2,400 steps (about 4.8
 epochs), one seed. Validation loss `l` (nats per character) gives
 `l / ln 2` bits per character; the training split's unigram entropy is
-4.79 bits. Measured (docs/results/char_lm.md): 3.01 validation bits per
-character (perplexity 8.0), 39 minutes on 2 CPU cores shared with other
+4.79 bits. Measured (docs/results/char_lm.md): 2.55 validation bits per
+character (perplexity 5.8), 36 minutes on 2 CPU cores shared with other
 jobs. The final variables stay in the workdir:
 `jaxprune.experiments.sparse.trained(workdir)` returns `(model,
 variables)`.
