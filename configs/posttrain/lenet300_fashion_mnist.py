@@ -12,6 +12,13 @@ multiple of 8) on fc1 and fc2 (the head fc3 stays dense), sequential,
 calibration 128 random training images (seed 0): test accuracy without
 retraining and after 500 steps of Adam 3e-4 under the fixed masks.
 
+4:8 runs with fc2 left dense, said so by `config.nm_exclude` (in
+config.json, and each run's `layers` list fc1 only):
+
+  python -m launch.posttrain \
+    --config=configs/posttrain/lenet300_fashion_mnist.py:nm=4:8 \
+    --config.nm_exclude='("fc2",)' --workdir=/tmp/posttrain_lenet300_48
+
 Presets: `quick` (the quick dense run, 16 calibration images, a 20-step
 fine-tune, 50% and 2:4), `method=M`, `sparsity=S`, `nm=N:M`.
 """
