@@ -14,8 +14,9 @@ Measures, in one process:
   real calibration statistics) over a plain float64 numpy SparseGPT written
   here from the paper's algorithm (damping 0.01, blocks of 128, the mask of
   a block from w^2 / U_jj^2 pooled over its rows, column-by-column error
-  compensation, the lazy update of later blocks). The median over `--reps`
-  calls, compiled first; the masks are compared (fraction of entries that
+  compensation, the lazy update of later blocks). The median over
+  `--layer-reps` interleaved calls (numpy's time varies by a third between
+  calls here), compiled first; the masks are compared (fraction of entries that
   differ; ties can differ between float32 and float64). Target <= 0.2.
 - `peak_rss_mb`: the process's peak resident memory after all of it.
 - per-layer solver seconds (median over the 6 layers of each kind) of the
@@ -164,9 +165,11 @@ def main(argv=None) -> None:
   parser.add_argument("--json", action="store_true", help="print JSON")
   parser.add_argument("--quick", action="store_true", help="a smoke run")
   parser.add_argument("--reps", type=int, default=3)
+  parser.add_argument("--layer-reps", type=int, default=11)
   args = parser.parse_args(argv)
   log = lambda s: print(s, file=sys.stderr)
   size, reps = (32, 1) if args.quick else (128, args.reps)
+  layer_reps = 1 if args.quick else args.layer_reps
   model, variables = pretrained.load_minilm()
   batches = minilm_calibration(size, LENGTH, 0, 32)
   result = {
@@ -174,8 +177,9 @@ def main(argv=None) -> None:
     "devices": jax.device_count(),
     "calibration": f"{size} fortunes of {LENGTH} tokens",
     "reps": reps,
+    "layer_reps": layer_reps,
   }
-  result.update(versus_numpy(model, variables, batches, reps, log))
+  result.update(versus_numpy(model, variables, batches, layer_reps, log))
   result.update(whole_model(model, variables, batches, reps, log))
   result["peak_rss_mb"] = (
     resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
