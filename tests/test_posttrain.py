@@ -381,3 +381,27 @@ def test_dense_general_rows_follow_the_kernel():
   assert found.n_in == 2 and found.module == "DenseGeneral"
   stats = posttrain.calibrate(layer, params, [x], [found.path])[found.path]
   np.testing.assert_allclose(stats.gram, rows.T @ rows, rtol=1e-5, atol=1e-4)
+
+
+def test_calibration_compiles_once_per_model_and_layers():
+  # A second `calibrate` of the same model and layers (a sweep over
+  # sparsities) reuses the compiled step: the model is traced only once,
+  # and the sums are still those of the new params.
+  traces = []
+
+  class Counted(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      traces.append(1)
+      return nn.Dense(2)(x)
+
+  model = Counted()
+  x = jnp.array([[1.0, 2.0], [3.0, 4.0]])
+  params = model.init(jax.random.key(0), x)
+  traces.clear()
+  path = "params/Dense_0/kernel"
+  first = posttrain.calibrate(model, params, [x], [path])[path]
+  second = posttrain.calibrate(model, params, [2 * x], [path])[path]
+  assert len(traces) == 2  # eval_shape once, the jitted step once
+  np.testing.assert_allclose(first.gram, [[10.0, 14.0], [14.0, 20.0]])
+  np.testing.assert_allclose(second.gram, [[40.0, 56.0], [56.0, 80.0]])

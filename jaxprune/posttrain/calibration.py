@@ -21,6 +21,7 @@ the matrix of a Dense layer over its patches.
 
 import contextlib
 import dataclasses
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -315,6 +316,26 @@ def layers(model: Model, params: Any, batch: Any) -> list[Layer]:
   return list(recorder.layers.values())
 
 
+@functools.lru_cache(maxsize=32)
+def _accumulator(model: Model, targets: frozenset) -> tuple[Callable, Any]:
+  """`(stats, step)`: one batch's statistics of `targets`, and the jitted
+  step adding them to running sums. Kept per (model, targets), so that
+  calling `calibrate` again (`prune` at another sparsity, a block of a
+  model pruned before) reuses the compiled step instead of tracing and
+  compiling the model anew."""
+
+  def stats(params, batch):
+    recorder = _Recorder(targets)
+    _run(model, params, batch, recorder)
+    return recorder.stats
+
+  @jax.jit
+  def step(total, params, batch):
+    return jax.tree.map(jnp.add, total, stats(params, batch))
+
+  return stats, step
+
+
 def calibrate(
   model: Model,
   params: Any,
@@ -349,16 +370,10 @@ def calibrate(
          [14., 20.]], dtype=float32)
   """
   targets = frozenset(targets)
-
-  def stats(params, batch):
-    recorder = _Recorder(targets)
-    _run(model, params, batch, recorder)
-    return recorder.stats
-
-  @jax.jit
-  def step(total, params, batch):
-    return jax.tree.map(jnp.add, total, stats(params, batch))
-
+  try:
+    stats, step = _accumulator(model, targets)
+  except TypeError:  # an unhashable model (an NnxModel holds its state)
+    stats, step = _accumulator.__wrapped__(model, targets)
   total = None
   for i, batch in enumerate(batches):
     try:
