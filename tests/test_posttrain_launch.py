@@ -82,6 +82,8 @@ def test_presets_pick_methods_and_targets():
     ("methods", ("wanda", "obs"), "config.methods"),
     ("targets", ("0.5", "90%"), "'90%' is neither"),
     ("targets", (), "config.targets is empty"),
+    # fc2 reads 300 inputs: caught on the untrained model's shapes.
+    ("targets", ("4:8",), "'4:8'.* width 300 of layer 'params/fc2/kernel'"),
   ],
 )
 def test_bad_config_fails_before_anything_runs(tmp_path, key, value, message):
@@ -90,6 +92,22 @@ def test_bad_config_fails_before_anything_runs(tmp_path, key, value, message):
   with pytest.raises(ValueError, match=message):
     posttrain.run(config, str(tmp_path / "run"))
   assert not (tmp_path / "run").exists()
+
+
+def test_nm_exclude_lets_an_nm_target_run(tmp_path):
+  config = _digits_config()
+  config.methods = ("wanda",)
+  config.targets = ("4:8",)
+  config.nm_exclude = ("fc2",)
+  (run,) = posttrain.run(config, str(tmp_path))["runs"]
+  # fc1 alone pruned, 4 of every 8 of its 64 x 300 weights; fc2 dense.
+  assert run["layers"] == {
+    "params/fc1/kernel": {
+      "kept": 64 * 300 // 2,
+      "size": 64 * 300,
+      "rel_error": run["layers"]["params/fc1/kernel"]["rel_error"],
+    }
+  }
 
 
 def test_calibration_size_larger_than_the_split_is_named(tmp_path):

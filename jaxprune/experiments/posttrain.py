@@ -104,13 +104,42 @@ def check(config: ml_collections.ConfigDict) -> None:
     raise ValueError("config.calibration.seeds is empty: give a seed")
 
 
-def _run_one(task, config, method, target, seed) -> dict:
-  """Prunes with one method, target and seed; the run's record."""
-  goal = parse_target(target)
+def _policy(config: ml_collections.ConfigDict, goal: dict) -> Policy:
+  """The kernels a target prunes: all but `exclude` (and `nm_exclude`
+  under N:M)."""
   exclude = tuple(config.exclude)
   if "nm" in goal:
     exclude += tuple(config.nm_exclude)
-  policy = Policy(exclude=exclude)
+  return Policy(exclude=exclude)
+
+
+def _check_targets(config, apply, variables, batch) -> None:
+  """Raises ValueError, naming the target, for an N:M target some pruned
+  layer's input width does not allow (before any pruning or training)."""
+  for target in config.targets:
+    goal = parse_target(target)
+    if "nm" not in goal:
+      continue
+    try:
+      pt.pruned_layers(
+        apply,
+        variables,
+        batch,
+        nm=goal["nm"],
+        policy=_policy(config, goal),
+        prune_head=config.prune_head,
+      )
+    except ValueError as e:
+      raise ValueError(
+        f"config.targets: {target!r}: {e}; leave such layers dense under "
+        "N:M with config.nm_exclude"
+      ) from e
+
+
+def _run_one(task, config, method, target, seed) -> dict:
+  """Prunes with one method, target and seed; the run's record."""
+  goal = parse_target(target)
+  policy = _policy(config, goal)
   start = time.perf_counter()
   result = pt.prune(
     task.apply,
@@ -165,9 +194,15 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       holding another config.
   """
   check(config)
+  untrained = tasks.untrained(config)
+  if untrained is not None:  # checked before the dense model trains
+    _check_targets(config, *untrained)
   wd.check_config(workdir, config)
   # Setup: the trained model, its data and its dense metrics.
   task = tasks.build(config, workdir)
+  if untrained is None:
+    first = task.calibration(config.calibration.seeds[0])[0]
+    _check_targets(config, task.apply, task.variables, first)
   dense = task.evaluate(task.variables)
   log = wd.MetricsLog(workdir, ("method", "target", "seed"))
   grid = [

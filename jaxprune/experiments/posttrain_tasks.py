@@ -40,7 +40,7 @@ import optax
 from jaxprune.algorithms import fixed
 from jaxprune.core.policy import Policy
 from jaxprune.data import Split, load, text
-from jaxprune.experiments import sparse
+from jaxprune.experiments import checks, sparse
 from jaxprune.train import Trainer, evaluation
 
 KINDS = ("embedding", "lm", "classifier")
@@ -96,6 +96,22 @@ def dense_model(config: ml_collections.ConfigDict, workdir: str):
   except FileNotFoundError:
     sparse.run(config.dense, directory)
     return sparse.trained(directory)
+
+
+def untrained(config: ml_collections.ConfigDict) -> tuple | None:
+  """`(apply, variables, batch)` of the dense model a classifier or
+  character-model task trains, untrained and abstract (shapes only: its
+  targets can be checked before anything trains); None for a pretrained
+  model (the embedding task), which trains nothing."""
+  if config.task == "embedding":
+    return None
+  dataset = checks.dataset(config.dense)
+  model = checks.model(config.dense, dataset.num_classes)
+  batch = dataset.train.images[:1]
+  variables = jax.eval_shape(model.init, jax.random.key(0), batch)
+  if config.task == "classifier":
+    return (lambda v, x: model.apply(v, x, train=False)), variables, batch
+  return (lambda v, x: model.apply(v, x)), variables, batch
 
 
 def _split_head(split: Split, size: int) -> Split:

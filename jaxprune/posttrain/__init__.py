@@ -16,6 +16,7 @@ from jaxprune.posttrain.sequential import Result as Result
 from jaxprune.posttrain.sequential import block_name as block_name
 from jaxprune.posttrain.sequential import blocks_of as blocks_of
 from jaxprune.posttrain.sequential import prune as prune
+from jaxprune.posttrain.sequential import pruned_layers as pruned_layers
 from jaxprune.posttrain.solvers import METHODS as METHODS
 from jaxprune.posttrain.solvers import Stats as Stats
 from jaxprune.posttrain.solvers import least_squares as least_squares

@@ -136,6 +136,32 @@ def _check_layers(
         )
 
 
+def pruned_layers(
+  model: Any,
+  params: Any,
+  batch: Any,
+  *,
+  nm: tuple[int, int] | None = None,
+  policy: Policy = Policy(),
+  prune_head: bool = False,
+) -> list[Layer]:
+  """The layers `prune` would prune, in call order, after its checks.
+
+  Traced abstractly, so `params` may be `jax.ShapeDtypeStruct`s: a caller
+  can check a target before the model is trained. Arguments as `prune`'s
+  (an nnx model already split, `NnxModel`).
+
+  Raises:
+    ValueError: for a prunable layer that never runs on `batch`, or an N:M
+      whose m does not divide a pruned layer's input width (naming it).
+  """
+  found = calibration.layers(model, params, batch)
+  rules = policy.rules(params)
+  head = found[-1].path if found and not prune_head else None
+  _check_layers(found, list(rules), _leaves(params), nm, head)
+  return [x for x in found if x.path in rules and x.path != head]
+
+
 def prune(
   model: Any,
   params: Any,
@@ -209,12 +235,10 @@ def prune(
   batches = list(batches)
   if not batches:
     raise ValueError("batches is empty: at least one calibration batch needed")
-  found = calibration.layers(model, params, batches[0])
-  leaves = _leaves(params)
+  order = pruned_layers(
+    model, params, batches[0], nm=nm, policy=policy, prune_head=prune_head
+  )
   rules = policy.rules(params)
-  head = found[-1].path if found and not prune_head else None
-  _check_layers(found, list(rules), leaves, nm, head)
-  order = [x for x in found if x.path in rules and x.path != head]
   groups = blocks_of(order, blocks) if sequential else [order]
   solve = solvers.METHODS[method]
   target = dict(sparsity=sparsity, nm=nm, **(options or {}))
