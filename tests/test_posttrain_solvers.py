@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_info
 
 from jaxprune import posttrain
 from jaxprune.posttrain import Stats
@@ -241,8 +242,8 @@ def test_ties_keep_the_lower_index():
 
 
 def test_sparsegpt_wide_layer_matches_float64_numpy():
-  # 400 inputs: the inverse Cholesky factor is built by halves (its leaves
-  # are at most 192 wide) and the last block of 128 columns is short.
+  # 400 inputs: the factor of H is built by halves (its leaves are at most
+  # 192 wide) and the last block of 128 columns is short.
   x, w = _data(400, 6, rows=1024, seed=3)
   stats = _stats(x)
   new, mask = posttrain.sparsegpt(jnp.asarray(w), stats, sparsity=0.6)
@@ -251,3 +252,16 @@ def test_sparsegpt_wide_layer_matches_float64_numpy():
   )
   np.testing.assert_array_equal(np.asarray(mask), ref_mask.T)
   np.testing.assert_allclose(np.asarray(new), ref_w.T, atol=1e-4)
+
+
+def test_sparsegpt_leaves_blas_threads_as_they_were():
+  # The factorization holds BLAS libraries to one thread; afterwards (and
+  # after a failure) every library has its thread count back.
+  before = [(i["filepath"], i["num_threads"]) for i in threadpool_info()]
+  x, w = _data(24, 4)
+  posttrain.sparsegpt(jnp.asarray(w), _stats(x), sparsity=0.5)
+  stats = Stats(jnp.array([[1.0, 2.0], [2.0, 1.0]]), jnp.float32(2))
+  with pytest.raises(ValueError, match="Cholesky"):
+    posttrain.sparsegpt(jnp.ones((2, 2)), stats, sparsity=0.5)
+  after = [(i["filepath"], i["num_threads"]) for i in threadpool_info()]
+  assert after == before

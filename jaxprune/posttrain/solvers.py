@@ -16,6 +16,7 @@ keeps `k - round(s * k)`; ties keep the lower index. `magnitude` and
 SparseGPT pool the whole layer; Wanda and `least_squares` count per row.
 """
 
+import contextlib
 import functools
 import inspect
 from typing import NamedTuple
@@ -23,6 +24,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import threadpoolctl
 
 from jaxprune.core.selection import kept_count, nm_mask, to_keys, topk_mask
 
@@ -225,28 +227,26 @@ def _prepared(w, h, damping):
   return jnp.where(dead[None, :], 0.0, w), h
 
 
-def _inverse_factor(h, leaf: int = 192):
-  """Upper triangular `U` with `U^T U = H^-1`, by halves.
+def _factor(h, leaf: int = 192):
+  """Upper triangular `V` with `H = V V^T` (`V = U^-1` for the upper
+  Cholesky factor `U` of `H^-1`: `U^T U = H^-1`), by halves.
 
-  With `R = U^-1` (upper, `H = R R^T`) and `H = [[A, B], [B^T, C]]`:
-  `U22` is the factor of `C`, `R12 = B U22^T`, `U11` the factor of
-  `A - R12 R12^T` and `U12 = -U11 R12 U22`. Matrix products do most of the
-  work, about twice as fast on CPU as LAPACK's Cholesky followed by a
-  triangular solve against the identity, which is how the leaves of up to
-  `leaf` rows are done (on the reversed order, where `P H P = L L^T` gives
-  `U = P L^-1 P`). A failed factorization leaves NaN on the diagonal."""
+  With `H = [[A, B], [B^T, C]]`: `V22` is the factor of `C`, `V12 = B
+  V22^-T` (a triangular solve) and `V11` the factor of `A - V12 V12^T`.
+  The leaves of up to `leaf` rows are LAPACK's Cholesky of the reversed
+  order (`P H P = L L^T` gives `V = P L P`). The halves and their products
+  run faster on CPU than one LAPACK Cholesky of the whole (15-19 ms against
+  22-26 ms on 1536 inputs here). A failed factorization leaves NaN on the
+  diagonal."""
   n = h.shape[0]
   if n <= leaf:
-    lower = jnp.linalg.cholesky(h[::-1, ::-1])
-    eye = jnp.eye(n, dtype=h.dtype)
-    inverse = jax.scipy.linalg.solve_triangular(lower, eye, lower=True)
-    return inverse[::-1, ::-1]
+    return jnp.linalg.cholesky(h[::-1, ::-1])[::-1, ::-1]
   k = n - n // 2
-  u22 = _inverse_factor(h[k:, k:], leaf)
-  r12 = h[:k, k:] @ u22.T
-  u11 = _inverse_factor(h[:k, :k] - r12 @ r12.T, leaf)
+  v22 = _factor(h[k:, k:], leaf)
+  v12 = jax.scipy.linalg.solve_triangular(v22, h[:k, k:].T, lower=False).T
+  v11 = _factor(h[:k, :k] - v12 @ v12.T, leaf)
   zero = jnp.zeros((n - k, k), h.dtype)
-  return jnp.block([[u11, -(u11 @ (r12 @ u22))], [zero, u22]])
+  return jnp.block([[v11, v12], [zero, v22]])
 
 
 def _block_errors(w1, u1, keep1, *, group, nm):
@@ -259,13 +259,13 @@ def _block_errors(w1, u1, keep1, *, group, nm):
   group's errors come from its own weights and earlier errors (a few
   vector operations each), then update the rest of the block in one
   rank-`group` product. An N:M mask is chosen every `m` columns from the
-  weights as compensated up to that column. Returns `(w1, keep1, errors)`,
-  `w1` compensated throughout (pruned entries not yet zeroed).
+  weights as compensated up to that column. Returns `(w1, keep1)`, `w1`
+  compensated throughout (pruned entries not yet zeroed).
   """
   width = w1.shape[0]
 
   def step(g, carry):
-    w1, keep1, err1 = carry
+    w1, keep1 = carry
     lo = g * group
     wg = jax.lax.dynamic_slice_in_dim(w1, lo, group, axis=0)
     ug = jax.lax.dynamic_slice(u1, (lo, lo), (group, group))
@@ -286,15 +286,13 @@ def _block_errors(w1, u1, keep1, *, group, nm):
     errs = jnp.stack(errs)
     rows_u = jax.lax.dynamic_slice_in_dim(u1, lo, group, axis=0)
     w1 = w1 - rows_u.T @ errs
-    err1 = jax.lax.dynamic_update_slice_in_dim(err1, errs, lo, axis=0)
     if nm is not None:
       keep1 = jax.lax.dynamic_update_slice_in_dim(
         keep1, jnp.stack(kept), lo, axis=0
       )
-    return w1, keep1, err1
+    return w1, keep1
 
-  carry = (w1, keep1, jnp.zeros_like(w1))
-  return jax.lax.fori_loop(0, width // group, step, carry)
+  return jax.lax.fori_loop(0, width // group, step, (w1, keep1))
 
 
 def _group(width: int, m: int) -> int:
@@ -307,39 +305,57 @@ def _group(width: int, m: int) -> int:
   return m
 
 
-@functools.partial(jax.jit, static_argnames=("n_in", "damping"))
-def _factored(kernel, hessian, *, n_in, damping):
-  """`(W, U, whether U is finite)` for `_blocks`."""
+@functools.partial(jax.jit, static_argnames=("n_in", "damping", "block_size"))
+def _factored(kernel, hessian, *, n_in, damping, block_size):
+  """`(W, V, U's diagonal blocks, whether V is finite)` for `_blocks`.
+
+  `V` comes padded to whole blocks with an identity (the padding columns,
+  zero weights in `_blocks`, are then not coupled to the real ones), so
+  that one `lax.scan` body there serves every block."""
   w, h = _prepared(to_matrix(kernel, n_in), hessian, damping)
-  u = _inverse_factor(h)
-  return w, u, jnp.all(jnp.isfinite(jnp.diagonal(u)))
-
-
-@functools.partial(
-  jax.jit, static_argnames=("n_in", "sparsity", "nm", "block_size")
-)
-def _blocks(kernel, w, u, mask, *, n_in, sparsity, nm, block_size):
-  """SparseGPT's pass over the columns of `w` (`(outputs, inputs)`) with
-  `u` from `_factored`: `(new kernel, mask)` in `kernel`'s layout. (A jit
-  of its own: compiled together with `_factored`, the whole ran about a
-  third slower here.)"""
-  rows, cols = w.shape
+  cols = h.shape[0]
   width = min(block_size, cols)
-  blocks = -(-cols // width)
-  # Padding columns (zero weights, an identity block of U: no coupling to
-  # the real ones) make every block `width` wide, so one `lax.scan` body
-  # serves them all (one compilation of the block, whatever the layer).
-  pad = blocks * width - cols
-  wt = jnp.pad(w, ((0, 0), (0, pad))).T
+  pad = -cols % width
+  v = _factor(h)
   if pad:
-    u = jax.scipy.linalg.block_diag(u, jnp.eye(pad, dtype=u.dtype))
+    v = jax.scipy.linalg.block_diag(v, jnp.eye(pad, dtype=v.dtype))
+  diagonal = jnp.stack(
+    [v[i : i + width, i : i + width] for i in range(0, cols + pad, width)]
+  )
+  eye = jnp.broadcast_to(jnp.eye(width, dtype=v.dtype), diagonal.shape)
+  # (Inverted in `_blocks`'s program instead, the scan ran twice as slow.)
+  u_blocks = jax.lax.linalg.triangular_solve(
+    diagonal, eye, left_side=True, lower=False
+  )
+  return w, v, u_blocks, jnp.all(jnp.isfinite(jnp.diagonal(v)))
+
+
+@functools.partial(jax.jit, static_argnames=("n_in", "sparsity", "nm"))
+def _blocks(kernel, w, v, u_blocks, mask, *, n_in, sparsity, nm):
+  """SparseGPT's pass over the columns of `w` (`(outputs, inputs)`) with
+  `v` and `u_blocks` from `_factored`: `(new kernel, mask)` in `kernel`'s
+  layout. (A jit of its own: compiled together with `_factored`, the whole
+  ran about a third slower here.)
+
+  SparseGPT updates the later columns through `U = V^-1`; `V` serves as
+  well. Split the columns into those done (1) and the rest (2): the errors
+  so far are `E_1 = D_1 V_11`, `D_1 = W_1 - Q_1` being the done columns'
+  total change, and `U_12 = -U_11 V_12 U_22`, so the rest stand at `W_2 -
+  E_1 U_12 = W_2 + (D_1 V_12) U_22`. The sum `C = D_1 V_12` grows by one
+  block's product with its rows of `V` (the lazy update); a block's own
+  `U_bb`, the inverse of V's diagonal block, turns its part of `C` into
+  its weights and drives the column-by-column pass."""
+  rows, cols = w.shape
+  blocks, width = u_blocks.shape[:2]
+  pad = blocks * width - cols
+  w0 = jnp.pad(w, ((0, 0), (0, pad))).T
   real = jnp.arange(blocks * width) < cols
   if mask is not None:
     keep = jnp.pad(
       to_matrix(mask, n_in) > 0, ((0, 0), (0, pad)), constant_values=True
     ).T
   else:
-    keep = jnp.ones_like(wt, dtype=bool)
+    keep = jnp.ones_like(w0, dtype=bool)
   # Entries each block keeps: its real ones less its share of the pruned
   # (the shares telescope to round(s * size) for the layer), plus padding.
   if sparsity is not None and mask is None:
@@ -351,28 +367,53 @@ def _blocks(kernel, w, u, mask, *, n_in, sparsity, nm, block_size):
   group = _group(width, 1 if nm is None else nm[1])
 
   def block(carry, b):
-    wt, keep = carry
+    # `out` holds C (transposed) for the columns to do, final weights for
+    # the done ones.
+    out, keep = carry
     start = b * width
-    w1 = jax.lax.dynamic_slice_in_dim(wt, start, width, axis=0)
-    ub = jax.lax.dynamic_slice_in_dim(u, start, width, axis=0)
-    u1 = jax.lax.dynamic_slice_in_dim(ub, start, width, axis=1)
+    c1 = jax.lax.dynamic_slice_in_dim(out, start, width, axis=0)
+    w01 = jax.lax.dynamic_slice_in_dim(w0, start, width, axis=0)
+    vb = jax.lax.dynamic_slice_in_dim(v, start, width, axis=0)
+    u1 = u_blocks[b]
+    w1 = w01 + u1.T @ c1
     keep1 = jax.lax.dynamic_slice_in_dim(keep, start, width, axis=0)
     if sparsity is not None and mask is None:
       real1 = jax.lax.dynamic_slice_in_dim(real, start, width)[:, None]
       score = jnp.where(real1, (w1 / jnp.diagonal(u1)[:, None]) ** 2, jnp.inf)
       keep1 = topk_mask(score.T, kept[b]).T  # ties to the lower W index
-    w1, keep1, err1 = _block_errors(w1, u1, keep1, group=group, nm=nm)
-    # The lazy update of every later column (U is upper triangular: the
-    # earlier ones get zero); the block's own columns are then set.
-    wt = wt - ub.T @ err1
+    w1, keep1 = _block_errors(w1, u1, keep1, group=group, nm=nm)
     final = jnp.where(keep1, w1, 0.0)
-    wt = jax.lax.dynamic_update_slice_in_dim(wt, final, start, axis=0)
+    # V is upper triangular: the done columns get zero, the block's own are
+    # then set.
+    out = out + vb.T @ (w01 - final)
+    out = jax.lax.dynamic_update_slice_in_dim(out, final, start, axis=0)
     keep = jax.lax.dynamic_update_slice_in_dim(keep, keep1, start, axis=0)
-    return (wt, keep), None
+    return (out, keep), None
 
-  (wt, keep), _ = jax.lax.scan(block, (wt, keep), jnp.arange(blocks))
-  w, keep = wt[:cols].T, keep[:cols].T
+  carry = (jnp.zeros_like(w0), keep)
+  (out, keep), _ = jax.lax.scan(block, carry, jnp.arange(blocks))
+  w, keep = out[:cols].T, keep[:cols].T
   return from_matrix(w, kernel), from_matrix(keep, kernel)
+
+
+@functools.cache
+def _blas_pools() -> threadpoolctl.ThreadpoolController:
+  return threadpoolctl.ThreadpoolController()
+
+
+@contextlib.contextmanager
+def _one_lapack_thread():
+  """BLAS libraries held to one thread while SparseGPT factorizes.
+
+  On CPU, jaxlib's LAPACK kernels run in scipy's OpenBLAS, whose worker
+  threads, after a call that used them, spin for a while waiting for the
+  next one: on 2 cores one of them takes a core from the XLA computations
+  that follow (the column pass ran 1.5-2x slower after it here). The
+  factorization's LAPACK calls are small (leaves of `_factor`) and lose
+  nothing on one thread. The caller must wait for the results inside.
+  (scipy, hence its BLAS, is loaded with jaxprune.)"""
+  with _blas_pools().limit(limits=1, user_api="blas"):
+    yield
 
 
 def needed_damping(hessian: jax.Array) -> float:
@@ -403,7 +444,8 @@ def sparsegpt(
 
   Dead inputs (`H_jj = 0`) get `H_jj = 1` and zero weights; `H` is damped
   by `damping * mean(diag H)`; the upper Cholesky factor `U` of `H^-1`
-  drives the updates. Columns go in blocks of `block_size`: an
+  drives the updates (through its inverse `V`, `H = V V^T`, which takes
+  one factorization and no inversion). Columns go in blocks of `block_size`: an
   unstructured mask is chosen once per block from `w^2 / U_jj^2` pooled
   over its rows (each block prunes its share, so the layer prunes exactly
   `round(s * size)`); an N:M mask every `m` columns, per row, from the
@@ -443,10 +485,16 @@ def sparsegpt(
   nm = None if nm is None else (int(nm[0]), int(nm[1]))
   if nm is not None and block_size % nm[1]:
     raise ValueError(f"block_size={block_size} must be a multiple of m={nm[1]}")
-  w, u, finite = _factored(
-    kernel, stats.hessian, n_in=n_in, damping=float(damping)
-  )
-  if not isinstance(finite, jax.core.Tracer) and not bool(finite):
+  with _one_lapack_thread():
+    w, v, u_blocks, finite = _factored(
+      kernel,
+      stats.hessian,
+      n_in=n_in,
+      damping=float(damping),
+      block_size=block_size,
+    )
+    failed = not isinstance(finite, jax.core.Tracer) and not bool(finite)
+  if failed:
     raise ValueError(
       f"SparseGPT: the Cholesky factorization failed at damping={damping}; "
       f"damping >= {needed_damping(stats.hessian):.4g} (a fraction of "
@@ -455,12 +503,12 @@ def sparsegpt(
   new, keep = _blocks(
     kernel,
     w,
-    u,
+    v,
+    u_blocks,
     mask,
     n_in=n_in,
     sparsity=None if sparsity is None else float(sparsity),
     nm=nm,
-    block_size=block_size,
   )
   return new, keep
 
