@@ -405,3 +405,34 @@ def test_calibration_compiles_once_per_model_and_layers():
   assert len(traces) == 2  # eval_shape once, the jitted step once
   np.testing.assert_allclose(first.gram, [[10.0, 14.0], [14.0, 20.0]])
   np.testing.assert_allclose(second.gram, [[40.0, 56.0], [56.0, 80.0]])
+
+
+def test_nnx_calibration_compiles_once_per_graph_and_layers():
+  # The same for nnx: keyed by the model's graph, its state passed in, so
+  # a model of the same structure with other weights and norm statistics
+  # reuses the step and is still summed with its own.
+  traces = []
+
+  class Counted(nnx.Module):
+    def __init__(self, seed):
+      self.norm = nnx.BatchNorm(2, use_running_average=True, rngs=nnx.Rngs(0))
+      self.dense = nnx.Linear(2, 2, rngs=nnx.Rngs(seed))
+
+    def __call__(self, x):
+      traces.append(1)
+      return self.dense(self.norm(x))
+
+  x = jnp.array([[1.0, 2.0], [3.0, 4.0]])
+  path = "dense/kernel/value"
+  grams = []
+  for seed, mean in ((0, 0.0), (1, 1.0)):
+    model = Counted(seed)
+    model.norm.mean[...] = jnp.full(2, mean)
+    split, params = posttrain.NnxModel.split(model)
+    grams.append(posttrain.calibrate(split, params, [x], [path])[path].gram)
+  assert len(traces) == 2  # eval_shape once, the jitted step once
+  # Running variance 1, epsilon 1e-5: the norm subtracts the running mean.
+  scale = 1 / np.sqrt(1 + 1e-5)
+  for gram, mean in zip(grams, (0.0, 1.0), strict=True):
+    rows = (np.asarray(x) - mean) * scale
+    np.testing.assert_allclose(gram, rows.T @ rows, rtol=1e-5)

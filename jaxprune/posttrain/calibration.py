@@ -322,16 +322,18 @@ def _accumulator(model: Model, targets: frozenset) -> tuple[Callable, Any]:
   step adding them to running sums. Kept per (model, targets), so that
   calling `calibrate` again (`prune` at another sparsity, a block of a
   model pruned before) reuses the compiled step instead of tracing and
-  compiling the model anew."""
+  compiling the model anew. An `NnxModel` is keyed by its graph alone
+  (`rest=None`), its other state passed as `rest`."""
 
-  def stats(params, batch):
+  def stats(params, rest, batch):
     recorder = _Recorder(targets)
-    _run(model, params, batch, recorder)
+    run = model if rest is None else NnxModel(model.graphdef, rest)
+    _run(run, params, batch, recorder)
     return recorder.stats
 
   @jax.jit
-  def step(total, params, batch):
-    return jax.tree.map(jnp.add, total, stats(params, batch))
+  def step(total, params, rest, batch):
+    return jax.tree.map(jnp.add, total, stats(params, rest, batch))
 
   return stats, step
 
@@ -370,17 +372,20 @@ def calibrate(
          [14., 20.]], dtype=float32)
   """
   targets = frozenset(targets)
+  rest = None
+  if isinstance(model, NnxModel):
+    model, rest = NnxModel(model.graphdef, None), model.rest
   try:
     stats, step = _accumulator(model, targets)
-  except TypeError:  # an unhashable model (an NnxModel holds its state)
+  except TypeError:  # an unhashable function
     stats, step = _accumulator.__wrapped__(model, targets)
   total = None
   for i, batch in enumerate(batches):
     try:
       if total is None:
-        shapes = jax.eval_shape(stats, params, batch)
+        shapes = jax.eval_shape(stats, params, rest, batch)
         total = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-      total = step(total, params, batch)
+      total = step(total, params, rest, batch)
     except UnsupportedLayer:
       raise
     except (TypeError, ValueError, flax.errors.FlaxError) as e:
