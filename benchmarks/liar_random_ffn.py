@@ -36,7 +36,11 @@ from jaxprune.core.tree import apply_masks
 from jaxprune.data import text
 
 # The experiment's own data pipeline, so that the figures are its figures.
-from jaxprune.experiments.structured import _batches, _groups, _packed
+from jaxprune.experiments.structured import (
+  encoder_groups,
+  packed_tokens,
+  token_batches,
+)
 from jaxprune.models import pretrained
 from jaxprune.posttrain import reconstruct, unit_scores
 from jaxprune.posttrain.calibration import linen_rows
@@ -74,12 +78,15 @@ def main() -> None:
   tok = lambda idx: pretrained.tokenize(
     [data.texts[i] for i in idx], max_length=64, length=64
   )
-  calib_b = _batches(_packed(tok(calib), 64), 32)
+  calib_b = token_batches(packed_tokens(tok(calib), 64), 32)
   test_tokens = tok(test)
-  train_b, test_b = _batches(tok(train), 32), _batches(test_tokens, 32)
+  train_b, test_b = (
+    token_batches(tok(train), 32),
+    token_batches(test_tokens, 32),
+  )
   ids = jnp.asarray(test_b[0][0][:1]), jnp.asarray(test_b[0][1][:1])
   units = find_groups(model.apply, variables, *ids)
-  groups, fractions = _groups(units, 0.0, 0.5)
+  groups, fractions = encoder_groups(units, 0.0, 0.5)
   apply = lambda v, batch: model.apply(v, *batch, method="embed")
   scores = {
     name: [

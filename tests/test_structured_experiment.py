@@ -17,7 +17,7 @@ def test_calibration_is_packed_without_padding():
     "input_ids": np.array([[101, 5, 6, 102, 0], [101, 7, 102, 0, 0]]),
     "attention_mask": np.array([[1, 1, 1, 1, 0], [1, 1, 1, 0, 0]]),
   }
-  packed = structured._packed(tokens, 3)
+  packed = structured.packed_tokens(tokens, 3)
   np.testing.assert_array_equal(
     packed["input_ids"], [[101, 5, 6], [102, 101, 7]]
   )
@@ -29,12 +29,12 @@ def test_cases_choose_each_layers_heads_or_ffn_neurons():
   ids = jnp.ones((1, 4), jnp.int32)
   v = jax.eval_shape(model.init, jax.random.key(0), ids, ids)
   units = find_groups(model.apply, v, ids, ids)
-  heads, fractions = structured._groups(units, 0.5, 0.0)
+  heads, fractions = structured.encoder_groups(units, 0.5, 0.0)
   assert [g.size for g in heads.groups] == [2, 2]
   assert set(fractions.values()) == {0.5}
   for pattern, group in zip(fractions, heads.groups, strict=True):
     assert [g for g in units.groups if re.search(pattern, g.name)] == [group]
-  ffn, _ = structured._groups(units, 0.0, 0.25)
+  ffn, _ = structured.encoder_groups(units, 0.0, 0.25)
   assert [g.name for g in ffn.groups] == [
     "params/layer0/intermediate/kernel",
     "params/layer1/intermediate/kernel",

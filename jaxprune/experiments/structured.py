@@ -40,7 +40,8 @@ from jaxprune.posttrain import reconstruct, unit_scores
 RESULTS = "results.json"
 
 
-def _batches(tokens: dict, size: int) -> list[tuple]:
+def token_batches(tokens: dict, size: int) -> list[tuple]:
+  """`(input_ids, attention_mask)` batches of `size` texts, in order."""
   n = len(tokens["input_ids"])
   return [
     tuple(tokens[k][i : i + size] for k in ("input_ids", "attention_mask"))
@@ -48,7 +49,7 @@ def _batches(tokens: dict, size: int) -> list[tuple]:
   ]
 
 
-def _packed(tokens: dict, length: int) -> dict:
+def packed_tokens(tokens: dict, length: int) -> dict:
   """The real tokens of all texts, back to back, cut into full sequences
   of `length` (calibration without padding rows)."""
   real = tokens["attention_mask"].astype(bool)
@@ -57,9 +58,12 @@ def _packed(tokens: dict, length: int) -> dict:
   return {"input_ids": ids, "attention_mask": np.ones_like(ids)}
 
 
-def _groups(units: Units, heads: float, ffn: float) -> tuple[Units, dict]:
-  """The head and FFN groups of each layer, and a fraction for each
-  (keyed by a pattern matching exactly its name)."""
+def encoder_groups(
+  units: Units, heads: float, ffn: float
+) -> tuple[Units, dict]:
+  """The encoder's head and FFN groups of each layer (of `find_groups`),
+  and a fraction for each (keyed by a pattern matching exactly its
+  name)."""
   chosen, fractions = [], {}
   for g in units.groups:
     reads = {(m.path.rsplit("/", 2)[-2], m.axis) for m in g.members}
@@ -146,10 +150,12 @@ def run(config: Any, workdir: str) -> dict:
   tok = lambda idx: pretrained.tokenize(
     [data.texts[i] for i in idx], max_length=config.length, length=config.length
   )
-  train_b, test_b = (_batches(tok(i), config.batch) for i in (train, test))
+  train_b, test_b = (token_batches(tok(i), config.batch) for i in (train, test))
   calib_tokens = tok(calib)
-  packed = _packed(calib_tokens, config.length) if config.pack else calib_tokens
-  calib_b = _batches(packed, config.batch)
+  packed = (
+    packed_tokens(calib_tokens, config.length) if config.pack else calib_tokens
+  )
+  calib_b = token_batches(packed, config.batch)
   embed = jax.jit(
     lambda v, ids, mask: model.apply(v, ids, mask, method="embed")
   )
@@ -193,7 +199,7 @@ def run(config: Any, workdir: str) -> dict:
   compacted = {}  # case -> parameter count, latency
   for score in config.scores:
     for case, heads, ffn in config.cases:
-      groups, fractions = _groups(units, heads, ffn)
+      groups, fractions = encoder_groups(units, heads, ffn)
       small = compacted.get(case)
       s = None
       for method in config.methods:
