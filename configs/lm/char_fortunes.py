@@ -11,9 +11,9 @@ Adam 2e-3 with a cosine decay to 2e-4, batch 32, 6,000 steps (about 12
 epochs), one seed. Validation loss `l` (nats per character) gives
 `l / ln 2` bits per character; the training split's unigram entropy is
 4.79 bits. Measured (docs/results/char_lm.md): 2.325 validation bits per
-character (perplexity 5.0), 17 minutes on 2 idle CPU cores. The final variables stay in the workdir:
-`jaxprune.experiments.sparse.trained(workdir)` returns `(model,
-variables)`.
+character (perplexity 5.0), 17 minutes on 2 idle CPU cores. The final
+variables stay in the workdir: `jaxprune.experiments.sparse.trained(workdir)`
+returns `(model, variables)`.
 
 `:quick`: a one-block model of width 32 for 20 steps, a smoke run.
 """
