@@ -453,7 +453,9 @@ def sparsegpt(
   the rest of its block, and the block's errors the later columns in one
   matrix product (the lazy update). The blocks are one `lax.scan` (the
   last one padded), the columns of a block a `lax.fori_loop` over groups
-  of 16; the function is jitted and float32.
+  of 16; the function is jitted and float32. While it factorizes `H`, the
+  process's BLAS libraries are held to one thread (threadpoolctl; restored
+  on return, see `_one_lapack_thread`).
 
   Args:
     kernel: the layer's kernel, flax layout, first `n_in` axes the inputs.
